@@ -1,0 +1,61 @@
+// The Stream API the log layer uses. A stream is an append-only sequence of Kafka record
+// batches addressed by offset; its data lives in the WAL and log cache until it is uploaded to
+// objects. Offsets are record offsets (a batch of N records takes N offsets).
+
+export interface AppendRequest {
+  /** Offset of the batch's first record; must equal the stream's nextOffset() at call time. */
+  baseOffset: number;
+  /** Number of offsets the batch takes (lastOffsetDelta + 1). */
+  offsetCount: number;
+  /** The whole Kafka record batch, base offset already rewritten. Not copied: do not reuse. */
+  batch: Buffer;
+}
+
+export interface ReadResult {
+  /** Whole batches in offset order; the first holds startOffset. Slices, not copies. */
+  batches: Buffer[];
+  /** Offset after the last batch returned. */
+  nextOffset: number;
+}
+
+export interface Stream {
+  readonly streamId: number;
+  readonly epoch: number;
+  /** First readable offset. */
+  startOffset(): number;
+  /** Offset the next append takes (advances synchronously when append is called). */
+  nextOffset(): number;
+  /** Offset up to which appends are durable (the high watermark material). */
+  confirmedOffset(): number;
+  /**
+   * Appends a batch. Synchronous offset bookkeeping, then resolves once the batch is durable in
+   * the WAL. Many appends may be in flight; they resolve in offset order.
+   */
+  append(request: AppendRequest): Promise<void>;
+  /**
+   * Reads whole batches starting at the batch that holds startOffset, up to about maxBytes (at
+   * least one batch when any is available), never past confirmedOffset(). Reading below
+   * startOffset() rejects with OffsetOutOfRangeError.
+   */
+  read(startOffset: number, maxBytes: number): Promise<ReadResult>;
+  trim(newStartOffset: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StreamStorage {
+  /** Replays the WAL (recovery) and starts background upload. */
+  start(): Promise<void>;
+  createStream(): Promise<Stream>;
+  openStream(streamId: number): Promise<Stream>;
+  /** Uploads all unuploaded data to objects and trims the WAL past it. */
+  flush(): Promise<void>;
+  /** Flushes, then stops. */
+  shutdown(): Promise<void>;
+}
+
+export class OffsetOutOfRangeError extends Error {
+  constructor(streamId: number, offset: number, start: number, end: number) {
+    super(`stream ${streamId}: offset ${offset} outside [${start}, ${end})`);
+    this.name = 'OffsetOutOfRangeError';
+  }
+}
