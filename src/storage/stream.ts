@@ -29,13 +29,16 @@ export interface Stream {
   confirmedOffset(): number;
   /**
    * Appends a batch. Synchronous offset bookkeeping, then resolves once the batch is durable in
-   * the WAL. Many appends may be in flight; they resolve in offset order.
+   * the WAL. Many appends may be in flight; they resolve in offset order. Throws at once when
+   * baseOffset is not nextOffset() or the batch is larger than the WAL takes; rejects when the
+   * stream is closed or fenced (StreamFencedError: another node opened it with a newer epoch).
    */
   append(request: AppendRequest): Promise<void>;
   /**
    * Reads whole batches starting at the batch that holds startOffset, up to about maxBytes (at
-   * least one batch when any is available), never past confirmedOffset(). Reading below
-   * startOffset() rejects with OffsetOutOfRangeError.
+   * least one batch when any is available), never past confirmedOffset(): from confirmedOffset()
+   * up to nextOffset() it returns no batches. Reading below startOffset() or past nextOffset()
+   * rejects with OffsetOutOfRangeError.
    */
   read(startOffset: number, maxBytes: number): Promise<ReadResult>;
   trim(newStartOffset: number): Promise<void>;
@@ -45,7 +48,9 @@ export interface Stream {
 export interface StreamStorage {
   /** Replays the WAL (recovery) and starts background upload. */
   start(): Promise<void>;
+  /** Creates a stream and opens it here. */
   createStream(): Promise<Stream>;
+  /** Takes ownership (epoch + 1). Fails while the stream is already open on this node. */
   openStream(streamId: number): Promise<Stream>;
   /** Uploads all unuploaded data to objects and trims the WAL past it. */
   flush(): Promise<void>;

@@ -10,7 +10,11 @@ export interface ObjectInfo {
 export interface ObjectStore {
   /** Writes the whole object. Resolves once the object is durable and visible to get/list. */
   put(key: string, body: Buffer): Promise<void>;
-  /** Reads bytes [start, endExclusive) of an object; the whole object when no range is given. */
+  /**
+   * Reads bytes [start, endExclusive) of an object; the whole object when no range is given.
+   * Bytes past the end of the object are not returned (the result is shorter, possibly empty).
+   * Rejects with ObjectNotFoundError when the object does not exist.
+   */
   get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer>;
   /** Size of an object, or undefined when it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;

@@ -1,0 +1,80 @@
+"""librdkafka (confluent-kafka-python) producer load for `npm run bench`.
+
+Usage: rdkafka_producer.py BOOTSTRAP TOPIC SECONDS RATE_MIB_S RECORD_BYTES
+RATE_MIB_S = 0 means as fast as possible. Prints one JSON line:
+{"records": n, "bytes": n, "seconds": s, "latency_ms": {"p50": x, "p99": y, "max": z}}
+Latency is librdkafka's own per-message figure: produce() call to delivery report (acks=all).
+"""
+import json
+import sys
+import time
+
+from confluent_kafka import Producer
+
+bootstrap, topic, seconds, rate_mib, record_bytes = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+latencies = []
+delivered = [0]
+errors = [0]
+
+
+def on_delivery(err, msg):
+    if err is not None:
+        errors[0] += 1
+        return
+    delivered[0] += 1
+    latencies.append(msg.latency())
+
+
+producer = Producer({
+    'bootstrap.servers': bootstrap,
+    'acks': 'all',
+    'enable.idempotence': True,
+    'linger.ms': 2 if rate_mib > 0 else 5,
+    'batch.size': 1_000_000,
+    'queue.buffering.max.kbytes': 256 * 1024,
+    'queue.buffering.max.messages': 1_000_000,
+    'compression.type': 'none',
+})
+payload = bytes((i * 7) % 251 for i in range(record_bytes))
+start = time.monotonic()
+deadline = start + seconds
+sent = 0
+records_per_s = rate_mib * 1024 * 1024 / record_bytes if rate_mib > 0 else 0
+while True:
+    now = time.monotonic()
+    if now >= deadline:
+        break
+    if records_per_s:
+        due = int((now - start) * records_per_s)
+        burst = min(due - sent, 5000)
+        if burst <= 0:
+            producer.poll(0.0005)
+            continue
+    else:
+        burst = 2000
+    for _ in range(burst):
+        try:
+            producer.produce(topic, payload, on_delivery=on_delivery)
+            sent += 1
+        except BufferError:
+            producer.poll(0.001)
+            break
+    producer.poll(0)
+producer.flush(60)
+elapsed = time.monotonic() - start
+latencies.sort()
+
+
+def pct(p):
+    if not latencies:
+        return None
+    return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 3)
+
+
+print(json.dumps({
+    'records': delivered[0],
+    'errors': errors[0],
+    'bytes': delivered[0] * record_bytes,
+    'seconds': elapsed,
+    'latency_ms': {'p50': pct(0.50), 'p99': pct(0.99), 'max': pct(1.0)},
+}))

@@ -1,0 +1,171 @@
+// Broker configuration: defaults, overridden by a YAML file (wharf.yaml), overridden by WHARF_*
+// environment variables. Kafka settings keep Kafka's names in the file (`num.partitions`,
+// `auto.create.topics.enable`, `socket.request.max.bytes`, ...); each has a WHARF_ variable
+// spelled as its upper-cased name with dots as underscores.
+
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+export interface S3Config {
+  endpoint: string | undefined;
+  region: string;
+  bucket: string;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  forcePathStyle: boolean;
+}
+
+export interface WharfConfig {
+  nodeId: number;
+  dataDir: string;
+  host: string;
+  advertisedHost: string;
+  kafkaPort: number;
+  httpPort: number;
+  /** Kafka's num.partitions: partition count of auto-created topics. */
+  numPartitions: number;
+  /** Kafka's auto.create.topics.enable. */
+  autoCreateTopics: boolean;
+  /** Kafka's socket.request.max.bytes: frames larger than this close the connection. */
+  socketRequestMaxBytes: number;
+  /** Kafka's message.max.bytes: the largest record batch accepted. */
+  messageMaxBytes: number;
+  /** Kafka's group.initial.rebalance.delay.ms. */
+  groupInitialRebalanceDelayMs: number;
+  groupMinSessionTimeoutMs: number;
+  groupMaxSessionTimeoutMs: number;
+  walCapacityBytes: number;
+  logCacheSizeBytes: number;
+  uploadIntervalMs: number;
+  uploadSizeBytes: number;
+  objectStore: 'local' | 's3';
+  s3: S3Config;
+  /** Bound on bytes of requests being processed per connection before reads pause. */
+  connectionMaxInflightBytes: number;
+  logLevel: string;
+}
+
+const MiB = 1024 * 1024;
+
+export function defaultConfig(): WharfConfig {
+  return {
+    nodeId: 0,
+    dataDir: './data',
+    host: '0.0.0.0',
+    advertisedHost: '127.0.0.1',
+    kafkaPort: 9092,
+    httpPort: 8080,
+    numPartitions: 1,
+    autoCreateTopics: true,
+    socketRequestMaxBytes: 100 * MiB,
+    messageMaxBytes: 1048588,
+    groupInitialRebalanceDelayMs: 3000,
+    groupMinSessionTimeoutMs: 6000,
+    groupMaxSessionTimeoutMs: 1_800_000,
+    walCapacityBytes: 512 * MiB,
+    logCacheSizeBytes: 512 * MiB,
+    uploadIntervalMs: 2000,
+    uploadSizeBytes: 64 * MiB,
+    objectStore: 'local',
+    s3: {
+      endpoint: undefined,
+      region: 'us-east-1',
+      bucket: 'wharf',
+      accessKeyId: undefined,
+      secretAccessKey: undefined,
+      forcePathStyle: false,
+    },
+    connectionMaxInflightBytes: 64 * MiB,
+    logLevel: 'info',
+  };
+}
+
+type Setter = (config: WharfConfig, raw: string) => void;
+
+const int = (name: string, set: (c: WharfConfig, v: number) => void): Setter => (c, raw) => {
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value)) throw new Error(`config ${name}: not an integer: ${raw}`);
+  set(c, value);
+};
+const bool = (name: string, set: (c: WharfConfig, v: boolean) => void): Setter => (c, raw) => {
+  const v = String(raw).toLowerCase();
+  if (v !== 'true' && v !== 'false') throw new Error(`config ${name}: not true/false: ${raw}`);
+  set(c, v === 'true');
+};
+const str = (set: (c: WharfConfig, v: string) => void): Setter => (c, raw) => set(c, String(raw));
+
+/** Every setting by its file name; the environment variable is WHARF_<NAME_UPPERCASED>. */
+const SETTINGS: Record<string, Setter> = {
+  'node.id': int('node.id', (c, v) => { c.nodeId = v; }),
+  'data.dir': str((c, v) => { c.dataDir = v; }),
+  'host': str((c, v) => { c.host = v; }),
+  'advertised.host': str((c, v) => { c.advertisedHost = v; }),
+  'kafka.port': int('kafka.port', (c, v) => { c.kafkaPort = v; }),
+  'http.port': int('http.port', (c, v) => { c.httpPort = v; }),
+  'num.partitions': int('num.partitions', (c, v) => { c.numPartitions = v; }),
+  'auto.create.topics.enable': bool('auto.create.topics.enable', (c, v) => { c.autoCreateTopics = v; }),
+  'auto.create.topics': bool('auto.create.topics', (c, v) => { c.autoCreateTopics = v; }),
+  'socket.request.max.bytes': int('socket.request.max.bytes', (c, v) => { c.socketRequestMaxBytes = v; }),
+  'message.max.bytes': int('message.max.bytes', (c, v) => { c.messageMaxBytes = v; }),
+  'group.initial.rebalance.delay.ms': int('group.initial.rebalance.delay.ms', (c, v) => { c.groupInitialRebalanceDelayMs = v; }),
+  'group.min.session.timeout.ms': int('group.min.session.timeout.ms', (c, v) => { c.groupMinSessionTimeoutMs = v; }),
+  'group.max.session.timeout.ms': int('group.max.session.timeout.ms', (c, v) => { c.groupMaxSessionTimeoutMs = v; }),
+  'wal.capacity.bytes': int('wal.capacity.bytes', (c, v) => { c.walCapacityBytes = v; }),
+  'log.cache.size.bytes': int('log.cache.size.bytes', (c, v) => { c.logCacheSizeBytes = v; }),
+  'upload.interval.ms': int('upload.interval.ms', (c, v) => { c.uploadIntervalMs = v; }),
+  'upload.size.bytes': int('upload.size.bytes', (c, v) => { c.uploadSizeBytes = v; }),
+  'object.store': str((c, v) => {
+    if (v !== 'local' && v !== 's3') throw new Error(`config object.store: local or s3, not ${v}`);
+    c.objectStore = v;
+  }),
+  's3.endpoint': str((c, v) => { c.s3.endpoint = v; }),
+  's3.region': str((c, v) => { c.s3.region = v; }),
+  's3.bucket': str((c, v) => { c.s3.bucket = v; }),
+  's3.access.key.id': str((c, v) => { c.s3.accessKeyId = v; }),
+  's3.secret.access.key': str((c, v) => { c.s3.secretAccessKey = v; }),
+  's3.force.path.style': bool('s3.force.path.style', (c, v) => { c.s3.forcePathStyle = v; }),
+  'connection.max.inflight.bytes': int('connection.max.inflight.bytes', (c, v) => { c.connectionMaxInflightBytes = v; }),
+  'log.level': str((c, v) => { c.logLevel = v; }),
+};
+
+export function envName(setting: string): string {
+  return 'WHARF_' + setting.toUpperCase().replaceAll('.', '_');
+}
+
+function flatten(prefix: string, value: unknown, out: Map<string, string>): void {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(prefix ? `${prefix}.${k}` : k, v, out);
+  } else {
+    out.set(prefix, String(value));
+  }
+}
+
+/** Builds the configuration: defaults < file < environment < explicit overrides. */
+export function loadConfig(options: {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Record<string, string>;
+} = {}): WharfConfig {
+  const config = defaultConfig();
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.WHARF_CONFIG ?? (existsSync('wharf.yaml') ? 'wharf.yaml' : undefined);
+  const apply = (name: string, raw: string, source: string): void => {
+    const setter = SETTINGS[name];
+    if (!setter) throw new Error(`${source}: unknown setting ${name}`);
+    setter(config, raw);
+  };
+  if (file) {
+    const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
+    const flat = new Map<string, string>();
+    flatten('', parsed ?? {}, flat);
+    for (const [name, raw] of flat) apply(name, raw, file);
+  }
+  for (const name of Object.keys(SETTINGS)) {
+    const raw = env[envName(name)];
+    if (raw !== undefined && raw !== '') apply(name, raw, envName(name));
+  }
+  for (const [name, raw] of Object.entries(options.overrides ?? {})) apply(name, raw, 'flag');
+  config.dataDir = path.resolve(config.dataDir);
+  return config;
+}

@@ -1,0 +1,261 @@
+// The log cache: recently appended batches of every stream, in memory, so that tailing reads
+// need no I/O and uploads need no WAL reads.
+//
+// Per stream, batches sit in arrays in offset order (base and end offsets beside them for binary
+// search), as references to the appended Buffers: nothing is copied. A batch is first
+// *unuploaded*: it is not evicted, whatever the size, until markUploaded() says an object holding
+// it is committed (unuploaded bytes are bounded by the WAL's capacity instead: appends wait when
+// the WAL is full). Uploaded batches are evicted first-in first-out across streams once the cache
+// holds more than capacityBytes.
+//
+// The FIFO is one array of per-stream references in append order: the k-th reference to a stream
+// stands for that stream's k-th oldest batch still cached, so eviction pops a reference and drops
+// that stream's oldest batch. Dropping a whole stream detaches its entries object; its remaining
+// references are skipped when they reach the front.
+
+import { reportLogCache } from '../storage-metrics.ts';
+
+export const DEFAULT_LOG_CACHE_BYTES = 512 * 1024 * 1024;
+
+/** Unuploaded batches of one stream, taken for an upload. Arrays are parallel. */
+export interface UnuploadedRange {
+  streamId: number;
+  startOffset: number;
+  endOffset: number;
+  baseOffsets: number[];
+  endOffsets: number[];
+  batches: Buffer[];
+  sizeBytes: number;
+}
+
+export interface CacheReadResult {
+  batches: Buffer[];
+  nextOffset: number;
+}
+
+class StreamEntries {
+  readonly streamId: number;
+  detached = false;
+  baseOffsets: number[] = [];
+  endOffsets: number[] = [];
+  batches: (Buffer | undefined)[] = [];
+  /** First cached index (earlier ones were evicted). */
+  head = 0;
+  /** Entries [head, uploadedTo) are uploaded; [uploadedTo, length) are not. */
+  uploadedTo = 0;
+  unuploadedBytes = 0;
+
+  constructor(streamId: number) {
+    this.streamId = streamId;
+  }
+
+  get length(): number {
+    return this.baseOffsets.length;
+  }
+
+  startOffset(): number | undefined {
+    return this.head < this.length ? this.baseOffsets[this.head] : undefined;
+  }
+
+  endOffset(): number | undefined {
+    return this.head < this.length ? this.endOffsets[this.length - 1] : undefined;
+  }
+
+  /** Index of the cached batch holding offset, or -1. */
+  indexOf(offset: number): number {
+    let lo = this.head;
+    let hi = this.length - 1;
+    if (lo > hi || offset < this.baseOffsets[lo]! || offset >= this.endOffsets[hi]!) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.baseOffsets[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Drops the oldest batch; returns its size. */
+  evictOldest(): number {
+    const batch = this.batches[this.head]!;
+    this.batches[this.head] = undefined;
+    this.head++;
+    if (this.head === this.length) {
+      this.baseOffsets = [];
+      this.endOffsets = [];
+      this.batches = [];
+      this.uploadedTo = this.head = 0;
+    } else if (this.head > 256 && this.head * 2 > this.length) {
+      this.baseOffsets = this.baseOffsets.slice(this.head);
+      this.endOffsets = this.endOffsets.slice(this.head);
+      this.batches = this.batches.slice(this.head);
+      this.uploadedTo -= this.head;
+      this.head = 0;
+    }
+    return batch.length;
+  }
+}
+
+export class LogCache {
+  readonly capacityBytes: number;
+  private readonly streams = new Map<number, StreamEntries>();
+  /** Streams holding unuploaded batches. */
+  private readonly dirty = new Set<StreamEntries>();
+  private fifo: StreamEntries[] = [];
+  private fifoHead = 0;
+  private detachedRefs = 0;
+  private totalBytes = 0;
+  private unuploadedTotal = 0;
+
+  constructor(options: { capacityBytes?: number } = {}) {
+    this.capacityBytes = options.capacityBytes ?? DEFAULT_LOG_CACHE_BYTES;
+    reportLogCache(this);
+  }
+
+  /** Adds an unuploaded batch; it must start where the stream's cached batches end. */
+  append(streamId: number, baseOffset: number, endOffset: number, batch: Buffer): void {
+    if (endOffset <= baseOffset) throw new RangeError(`empty batch [${baseOffset}, ${endOffset})`);
+    let entries = this.streams.get(streamId);
+    if (entries === undefined) {
+      entries = new StreamEntries(streamId);
+      this.streams.set(streamId, entries);
+    }
+    const end = entries.endOffset();
+    if (end !== undefined && end !== baseOffset) {
+      throw new Error(`stream ${streamId}: cached batches end at ${end}, append at ${baseOffset}`);
+    }
+    entries.baseOffsets.push(baseOffset);
+    entries.endOffsets.push(endOffset);
+    entries.batches.push(batch);
+    entries.unuploadedBytes += batch.length;
+    this.dirty.add(entries);
+    this.fifo.push(entries);
+    this.totalBytes += batch.length;
+    this.unuploadedTotal += batch.length;
+    this.evict();
+  }
+
+  /**
+   * Whole batches from the one holding startOffset, up to about maxBytes (at least one), none
+   * ending past endLimit. Undefined when the cache does not hold startOffset.
+   */
+  read(streamId: number, startOffset: number, maxBytes: number, endLimit: number): CacheReadResult | undefined {
+    const entries = this.streams.get(streamId);
+    if (entries === undefined) return undefined;
+    let i = entries.indexOf(startOffset);
+    if (i < 0) return undefined;
+    const batches: Buffer[] = [];
+    let bytes = 0;
+    let nextOffset = startOffset;
+    for (; i < entries.length && entries.endOffsets[i]! <= endLimit; i++) {
+      const batch = entries.batches[i]!;
+      if (batches.length > 0 && bytes + batch.length > maxBytes) break;
+      batches.push(batch);
+      bytes += batch.length;
+      nextOffset = entries.endOffsets[i]!;
+    }
+    return { batches, nextOffset };
+  }
+
+  /** First cached offset of the stream, if any batch is cached. */
+  startOffset(streamId: number): number | undefined {
+    return this.streams.get(streamId)?.startOffset();
+  }
+
+  /** Offset after the stream's last cached batch, if any batch is cached. */
+  endOffset(streamId: number): number | undefined {
+    return this.streams.get(streamId)?.endOffset();
+  }
+
+  /** Streams that hold unuploaded batches. */
+  dirtyStreamIds(): number[] {
+    return [...this.dirty].map((entries) => entries.streamId);
+  }
+
+  /** The stream's unuploaded batches that end at or before endLimit (not marked: see markUploaded). */
+  unuploaded(streamId: number, endLimit: number): UnuploadedRange | undefined {
+    const entries = this.streams.get(streamId);
+    if (entries === undefined || entries.uploadedTo >= entries.length) return undefined;
+    const from = entries.uploadedTo;
+    let to = from;
+    let sizeBytes = 0;
+    while (to < entries.length && entries.endOffsets[to]! <= endLimit) sizeBytes += entries.batches[to++]!.length;
+    if (to === from) return undefined;
+    return {
+      streamId,
+      startOffset: entries.baseOffsets[from]!,
+      endOffset: entries.endOffsets[to - 1]!,
+      baseOffsets: entries.baseOffsets.slice(from, to),
+      endOffsets: entries.endOffsets.slice(from, to),
+      batches: entries.batches.slice(from, to) as Buffer[],
+      sizeBytes,
+    };
+  }
+
+  /** Marks the stream's batches ending at or before endOffset uploaded: they become evictable. */
+  markUploaded(streamId: number, endOffset: number): void {
+    const entries = this.streams.get(streamId);
+    if (entries === undefined) return;
+    while (entries.uploadedTo < entries.length && entries.endOffsets[entries.uploadedTo]! <= endOffset) {
+      const bytes = entries.batches[entries.uploadedTo++]!.length;
+      entries.unuploadedBytes -= bytes;
+      this.unuploadedTotal -= bytes;
+    }
+    if (entries.uploadedTo === entries.length) this.dirty.delete(entries);
+    this.evict();
+  }
+
+  /** Forgets every cached batch of the stream, unuploaded ones too (a fenced or deleted stream). */
+  dropStream(streamId: number): void {
+    const entries = this.streams.get(streamId);
+    if (entries === undefined) return;
+    this.streams.delete(streamId);
+    this.dirty.delete(entries);
+    entries.detached = true;
+    for (let i = entries.head; i < entries.length; i++) this.totalBytes -= entries.batches[i]!.length;
+    this.unuploadedTotal -= entries.unuploadedBytes;
+    this.detachedRefs += entries.length - entries.head;
+    if (this.detachedRefs > 1024 && this.detachedRefs * 2 > this.fifo.length - this.fifoHead) {
+      this.fifo = this.fifo.slice(this.fifoHead).filter((e) => !e.detached);
+      this.fifoHead = 0;
+      this.detachedRefs = 0;
+    }
+  }
+
+  sizeBytes(): number {
+    return this.totalBytes;
+  }
+
+  unuploadedBytes(): number {
+    return this.unuploadedTotal;
+  }
+
+  uploadedBytes(): number {
+    return this.totalBytes - this.unuploadedTotal;
+  }
+
+  private evict(): void {
+    while (this.totalBytes > this.capacityBytes && this.fifoHead < this.fifo.length) {
+      const entries = this.fifo[this.fifoHead]!;
+      if (entries.detached) {
+        this.detachedRefs--;
+      } else if (entries.head < entries.uploadedTo) {
+        this.totalBytes -= entries.evictOldest();
+        if (entries.length === 0) {
+          // Nothing left (and no reference either): later appends make a new entries object.
+          this.streams.delete(entries.streamId);
+          entries.detached = true;
+        }
+      } else {
+        return; // the oldest batch is not uploaded yet
+      }
+      this.fifoHead++;
+    }
+    if (this.fifoHead === this.fifo.length) {
+      this.fifo = [];
+      this.fifoHead = 0;
+    } else if (this.fifoHead > 4096 && this.fifoHead * 2 > this.fifo.length) {
+      this.fifo = this.fifo.slice(this.fifoHead);
+      this.fifoHead = 0;
+    }
+  }
+}

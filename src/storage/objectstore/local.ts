@@ -1,0 +1,209 @@
+// ObjectStore on a local directory: key "a/b/c" is the file <rootDir>/a/b/c.
+//
+// put is atomic and durable: the body goes to a temporary file in the target directory, which is
+// fsynced, renamed over the key, and then the directory is fsynced (and so is every directory
+// the put had to create). Readers therefore never see a partial object.
+//
+// Keys are '/'-separated paths of non-empty segments other than '.' and '..'; a segment may not
+// start with TEMP_PREFIX. Unlike S3, a key cannot also be the directory of another key ("a" and
+// "a/b" cannot both exist): such a put fails with the file system's error.
+
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { ObjectNotFoundError } from './objectstore.ts';
+import { checkRange, compareKeys, isErrno } from './util.ts';
+import type { ObjectInfo, ObjectStore } from './objectstore.ts';
+
+const TEMP_PREFIX = '.wharf-tmp-';
+
+export class LocalObjectStore implements ObjectStore {
+  readonly rootDir: string;
+  private closed = false;
+
+  constructor(rootDir: string) {
+    this.rootDir = path.resolve(rootDir);
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    this.checkOpen();
+    const filePath = this.pathOf(key);
+    const dir = path.dirname(filePath);
+    // A concurrent delete may prune the directory between mkdir and open: try once more.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.ensureDir(dir);
+        await writeAtomically(dir, filePath, body);
+        return;
+      } catch (err) {
+        if (attempt >= 2 || !isErrno(err, 'ENOENT')) throw err;
+      }
+    }
+  }
+
+  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
+    this.checkOpen();
+    const filePath = this.pathOf(key);
+    if (range !== undefined) checkRange(range);
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(filePath, 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EISDIR')) {
+        throw new ObjectNotFoundError(key);
+      }
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      const start = range === undefined ? 0 : Math.min(range.start, size);
+      const end = range === undefined ? size : Math.min(range.endExclusive, size);
+      return await readFully(handle, start, end - start);
+    } catch (err) {
+      if (isErrno(err, 'EISDIR')) throw new ObjectNotFoundError(key);
+      throw err;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    this.checkOpen();
+    try {
+      const stats = await fs.stat(this.pathOf(key));
+      return stats.isFile() ? { key, sizeBytes: stats.size } : undefined;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    this.checkOpen();
+    const found: ObjectInfo[] = [];
+    await this.walk('', prefix, found);
+    return found.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    this.checkOpen();
+    for (const key of keys) {
+      const filePath = this.pathOf(key);
+      try {
+        await fs.unlink(filePath);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) continue;
+        throw err;
+      }
+      await this.pruneEmptyDirs(path.dirname(filePath));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('LocalObjectStore is closed');
+  }
+
+  private pathOf(key: string): string {
+    const segments = key.split('/');
+    for (const segment of segments) {
+      if (segment === '' || segment === '.' || segment === '..' || segment.startsWith(TEMP_PREFIX)) {
+        throw new Error(`invalid object key for the local object store: ${JSON.stringify(key)}`);
+      }
+    }
+    return path.join(this.rootDir, ...segments);
+  }
+
+  /** Creates dir (and missing parents), fsyncing the parent of every directory it creates. */
+  private async ensureDir(dir: string): Promise<void> {
+    const firstCreated = await fs.mkdir(dir, { recursive: true });
+    if (firstCreated === undefined) return;
+    // fsync each new directory's parent, from the deepest up to the pre-existing ancestor.
+    for (let d = dir; ; d = path.dirname(d)) {
+      await fsyncDir(path.dirname(d));
+      if (d === firstCreated || d === path.dirname(d)) break;
+    }
+  }
+
+  /** Removes now-empty directories from dir up to (not including) rootDir. */
+  private async pruneEmptyDirs(dir: string): Promise<void> {
+    for (let d = dir; d !== this.rootDir && d.startsWith(this.rootDir + path.sep); d = path.dirname(d)) {
+      try {
+        await fs.rmdir(d);
+      } catch {
+        return; // not empty (or already gone, or raced with a put): stop here
+      }
+    }
+  }
+
+  /** Collects files under relDir whose key starts with prefix; skips unrelated subtrees. */
+  private async walk(relDir: string, prefix: string, found: ObjectInfo[]): Promise<void> {
+    let entries;
+    try {
+      entries = await fs.readdir(path.join(this.rootDir, relDir), { withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      const key = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
+      if (entry.isDirectory()) {
+        const dirKey = `${key}/`;
+        if (dirKey.startsWith(prefix) || prefix.startsWith(dirKey)) await this.walk(key, prefix, found);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const stats = await fs.stat(path.join(this.rootDir, key)).catch((err: unknown) => {
+          if (isErrno(err, 'ENOENT')) return undefined; // deleted meanwhile
+          throw err;
+        });
+        if (stats !== undefined) found.push({ key, sizeBytes: stats.size });
+      }
+    }
+  }
+}
+
+async function writeAtomically(dir: string, filePath: string, body: Buffer): Promise<void> {
+  const tempPath = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  const handle = await fs.open(tempPath, 'wx');
+  try {
+    try {
+      let written = 0;
+      while (written < body.length) {
+        const { bytesWritten } = await handle.write(body, written, body.length - written, written);
+        written += bytesWritten;
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tempPath, filePath);
+  } catch (err) {
+    await fs.rm(tempPath, { force: true });
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readFully(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(out, filled, length - filled, position + filled);
+    if (bytesRead === 0) return out.subarray(0, filled); // truncated underneath us
+    filled += bytesRead;
+  }
+  return out;
+}

@@ -1,0 +1,210 @@
+// ObjectStore on S3 (or an S3-compatible server: MinIO, s3rver) with @aws-sdk/client-s3.
+//
+// - One client per store, HTTP keep-alive, bounded sockets.
+// - No retries inside the SDK (maxAttempts 1): retries are the RetryingObjectStore decorator's job.
+// - Checksums only WHEN_REQUIRED: with the SDK default, some servers (s3rver) store aws-chunked
+//   framing inside the object.
+// - Ranges are always explicit `bytes=start-end` (suffix ranges are broken on s3rver).
+// - Keys are stored under an optional prefix (e.g. "wharf/"), stripped again by list().
+
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
+import { ObjectNotFoundError } from './objectstore.ts';
+import type { ObjectInfo, ObjectStore } from './objectstore.ts';
+import { checkRange, compareKeys, httpStatusOf } from './util.ts';
+
+export interface S3ObjectStoreOptions {
+  /** e.g. http://127.0.0.1:4569 for s3rver / MinIO; omitted for AWS. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** true for s3rver and most S3-compatible servers. */
+  forcePathStyle?: boolean;
+  /** Prepended to every key, e.g. "wharf/". */
+  prefix?: string;
+  /** Sockets per store (keep-alive pool). Default 64. */
+  maxSockets?: number;
+  /** Socket connect timeout. Default 5000. */
+  connectionTimeoutMs?: number;
+  /** Socket idle timeout while a request is in flight. Default 30000. */
+  socketTimeoutMs?: number;
+}
+
+const DELETE_BATCH_KEYS = 1000; // the DeleteObjects limit
+
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly region: string;
+  private readonly client: S3Client;
+  private readonly httpAgent: HttpAgent;
+  private readonly httpsAgent: HttpsAgent;
+
+  constructor(options: S3ObjectStoreOptions) {
+    this.bucket = options.bucket;
+    this.prefix = options.prefix ?? '';
+    this.region = options.region;
+    const maxSockets = options.maxSockets ?? 64;
+    this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets });
+    const credentials =
+      options.accessKeyId !== undefined && options.secretAccessKey !== undefined
+        ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
+        : undefined;
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+      ...(credentials !== undefined ? { credentials } : {}),
+      forcePathStyle: options.forcePathStyle ?? false,
+      maxAttempts: 1,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        httpAgent: this.httpAgent,
+        httpsAgent: this.httpsAgent,
+        connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+        requestTimeout: options.socketTimeoutMs ?? 30_000,
+      },
+    });
+  }
+
+  /** Creates the bucket when it does not exist. */
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      return;
+    } catch (err) {
+      if (httpStatusOf(err) !== 404) throw err;
+    }
+    try {
+      const location =
+        this.region === 'us-east-1'
+          ? {}
+          : { CreateBucketConfiguration: { LocationConstraint: this.region as BucketLocationConstraint } };
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket, ...location }));
+    } catch (err) {
+      const name = errorName(err);
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err;
+    }
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentLength: body.length }),
+    );
+  }
+
+  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
+    if (range !== undefined) {
+      checkRange(range);
+      if (range.start === range.endExclusive) {
+        // HTTP cannot ask for zero bytes; still report a missing object.
+        if ((await this.head(key)) === undefined) throw new ObjectNotFoundError(key);
+        return Buffer.alloc(0);
+      }
+    }
+    const rangeHeader = range === undefined ? undefined : `bytes=${range.start}-${range.endExclusive - 1}`;
+    let response;
+    try {
+      response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Range: rangeHeader }),
+      );
+    } catch (err) {
+      if (isNoSuchKey(err)) throw new ObjectNotFoundError(key);
+      if (range !== undefined && (httpStatusOf(err) === 416 || errorName(err) === 'InvalidRange')) {
+        return Buffer.alloc(0); // the range starts at or past the end of the object
+      }
+      throw err;
+    }
+    if (response.Body === undefined) throw new Error(`GET ${key}: response without body`);
+    const bytes = await response.Body.transformToByteArray();
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (response.ContentLength !== undefined && response.ContentLength !== body.length) {
+      throw new Error(`GET ${key}: expected ${response.ContentLength} bytes, received ${body.length}`);
+    }
+    if (range !== undefined && body.length > range.endExclusive - range.start) {
+      throw new Error(`GET ${key}: server returned ${body.length} bytes for range ${rangeHeader}`);
+    }
+    return body;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return { key, sizeBytes: response.ContentLength ?? 0 };
+    } catch (err) {
+      if (isNoSuchKey(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const found: ObjectInfo[] = [];
+    let continuationToken: string | undefined;
+    do {
+      const response = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix + prefix,
+          ContinuationToken: continuationToken,
+        }),
+      );
+      for (const object of response.Contents ?? []) {
+        if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
+        found.push({ key: object.Key.slice(this.prefix.length), sizeBytes: object.Size ?? 0 });
+      }
+      continuationToken = response.IsTruncated === true ? response.NextContinuationToken : undefined;
+      if (response.IsTruncated === true && continuationToken === undefined) {
+        throw new Error('ListObjectsV2: truncated listing without a continuation token');
+      }
+    } while (continuationToken !== undefined);
+    // S3 lists in key order already; S3-compatible servers do not all do so.
+    return found.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH_KEYS) {
+      const batch = keys.slice(i, i + DELETE_BATCH_KEYS);
+      const response = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true },
+        }),
+      );
+      const errors = (response.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (errors.length > 0) {
+        const first = errors[0]!;
+        throw new Error(`DeleteObjects: ${errors.length} keys failed, first ${first.Key}: ${first.Code} ${first.Message}`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+function errorName(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? (err as { name?: string }).name : undefined;
+}
+
+function isNoSuchKey(err: unknown): boolean {
+  const name = errorName(err);
+  if (name === 'NoSuchKey' || name === 'NotFound') return true;
+  return httpStatusOf(err) === 404 && name !== 'NoSuchBucket';
+}

@@ -1,0 +1,52 @@
+// What stream storage needs from a write-ahead log. The file WAL (file-wal.ts) implements it;
+// an object WAL (DESIGN.md) will implement the same interface.
+//
+// Positions are logical WAL offsets: they only grow. A record's end offset is what trim() takes
+// to release it (and every record before it).
+
+export interface WalRecord {
+  streamId: number;
+  /** The stream's epoch when the record was appended. */
+  epoch: number;
+  baseOffset: number;
+  /** Offsets the batch takes (last offset delta + 1). */
+  offsetCount: number;
+  /** The Kafka record batch (a slice of a recovery read buffer). */
+  batch: Buffer;
+  /** Logical WAL offset of the record, and of the byte after it. */
+  walOffset: number;
+  walEndOffset: number;
+}
+
+export interface WalStats {
+  /** Group-commit writes and fdatasyncs done (trims and pads included in fsyncs). */
+  writes: number;
+  fsyncs: number;
+  records: number;
+  bytesWritten: number;
+}
+
+export interface WriteAheadLog {
+  /**
+   * Yields every record between the trim offset and the first torn or stale one, in WAL order.
+   * Must run to completion once, before the first append.
+   */
+  recover(): AsyncGenerator<WalRecord, void, undefined>;
+  /**
+   * Queues a record; resolves with its WAL end offset once it is durable. Records become durable
+   * in append order. Waits (backpressure) while the WAL is full.
+   */
+  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer): Promise<number>;
+  /** Releases every record that ends at or before walOffset; resolves once that is persisted. */
+  trim(walOffset: number): Promise<void>;
+  /** Largest batch append() accepts. */
+  maxBatchBytes(): number;
+  capacityBytes(): number;
+  /** Bytes between the trim offset and the end of the last write (what is not yet released). */
+  usedBytes(): number;
+  /** Called when usedBytes passes the pressure threshold, or when appends wait for space. */
+  setPressureListener(listener: () => void): void;
+  stats(): WalStats;
+  /** Finishes queued writes, then closes. Later appends reject. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,199 @@
+// One contract, two implementations: the local directory store and S3 (on s3rver) must behave
+// the same for everything the rest of Wharf relies on.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
+import { ObjectNotFoundError } from '../../../src/storage/objectstore/objectstore.ts';
+import type { ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
+import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
+import { createObjectStore } from '../../../src/storage/objectstore/index.ts';
+import { startS3rver } from '../../helpers/s3rver.ts';
+import type { S3rverHandle } from '../../helpers/s3rver.ts';
+
+interface Fixture {
+  store: ObjectStore;
+  cleanup(): Promise<void>;
+}
+
+async function runLimited<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(workers);
+}
+
+function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>): void {
+  describe(`${name} object store contract`, () => {
+    let fixture: Fixture;
+    let store: ObjectStore;
+    beforeAll(async () => {
+      fixture = await setup();
+      store = fixture.store;
+    });
+    afterAll(async () => {
+      await store.close();
+      await fixture.cleanup();
+    });
+
+    it('returns what was put, and the latest put of a key wins', async () => {
+      await store.put('roundtrip/a', Buffer.from('first'));
+      expect((await store.get('roundtrip/a')).toString()).toBe('first');
+      await store.put('roundtrip/a', Buffer.from('second, longer'));
+      expect((await store.get('roundtrip/a')).toString()).toBe('second, longer');
+    });
+
+    it('keeps binary bodies byte-exact, 9 MiB included, and serves ranges of them', async () => {
+      const big = randomBytes(9 * 1024 * 1024 + 13);
+      await store.put('binary/big', big);
+      expect((await store.get('binary/big')).equals(big)).toBe(true);
+      const start = 4 * 1024 * 1024 + 7;
+      const range = await store.get('binary/big', { start, endExclusive: start + 1_500_000 });
+      expect(range.equals(big.subarray(start, start + 1_500_000))).toBe(true);
+      const tail = await store.get('binary/big', { start: big.length - 65_536, endExclusive: big.length });
+      expect(tail.equals(big.subarray(big.length - 65_536))).toBe(true);
+      const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      await store.put('binary/all-bytes', allBytes);
+      expect((await store.get('binary/all-bytes')).equals(allBytes)).toBe(true);
+      await store.put('binary/empty', Buffer.alloc(0));
+      expect((await store.get('binary/empty')).length).toBe(0);
+    });
+
+    it('clips ranges at the end of the object', async () => {
+      await store.put('range/ten', Buffer.from('0123456789'));
+      expect((await store.get('range/ten', { start: 2, endExclusive: 5 })).toString()).toBe('234');
+      expect((await store.get('range/ten', { start: 7, endExclusive: 100 })).toString()).toBe('789');
+      expect((await store.get('range/ten', { start: 10, endExclusive: 20 })).length).toBe(0);
+      expect((await store.get('range/ten', { start: 30, endExclusive: 40 })).length).toBe(0);
+      expect((await store.get('range/ten', { start: 4, endExclusive: 4 })).length).toBe(0);
+      await expect(store.get('range/ten', { start: 5, endExclusive: 4 })).rejects.toThrow(RangeError);
+    });
+
+    it('reports a missing key as ObjectNotFoundError on get, undefined on head', async () => {
+      await expect(store.get('missing/key')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get('missing/key', { start: 0, endExclusive: 10 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get('missing/key', { start: 3, endExclusive: 3 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+      expect(await store.head('missing/key')).toBeUndefined();
+      await store.put('head/x', Buffer.alloc(1234));
+      expect(await store.head('head/x')).toEqual({ key: 'head/x', sizeBytes: 1234 });
+    });
+
+    it('lists by prefix in key order, paging past 1000 keys, and deletes them all at once', async () => {
+      const keys = Array.from({ length: 1100 }, (_, i) => `many/${String(i).padStart(5, '0')}`);
+      await runLimited(keys, 16, (key) => store.put(key, Buffer.from(key)));
+      await store.put('manyother/x', Buffer.from('not under many/'));
+      const listed = await store.list('many/');
+      expect(listed.map((o) => o.key)).toEqual(keys);
+      expect(listed[42]).toEqual({ key: 'many/00042', sizeBytes: 10 });
+      expect((await store.list('many/0001')).map((o) => o.key)).toEqual(keys.slice(10, 20));
+      expect((await store.list('many')).length).toBe(1101);
+      await store.delete(keys);
+      expect(await store.list('many/')).toEqual([]);
+      expect((await store.list('many')).map((o) => o.key)).toEqual(['manyother/x']);
+    });
+
+    it('orders nested keys like S3 does (bytewise)', async () => {
+      const keys = ['order/a/b', 'order/a.x', 'order/a-z', 'order/a', 'order/b/c/d', 'order/B'];
+      for (const key of keys) {
+        if (name === 'local' && key === 'order/a') continue; // a file cannot also be a directory
+        await store.put(key, Buffer.from(key));
+      }
+      const expected = keys.filter((k) => name !== 'local' || k !== 'order/a').sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      expect((await store.list('order/')).map((o) => o.key)).toEqual(expected);
+    });
+
+    it('ignores missing keys on delete and removes only the given keys', async () => {
+      await store.put('del/keep', Buffer.from('k'));
+      await store.put('del/drop', Buffer.from('d'));
+      await store.delete(['del/drop', 'del/never-existed', 'nowhere/at/all']);
+      await store.delete([]);
+      expect((await store.list('del/')).map((o) => o.key)).toEqual(['del/keep']);
+      await expect(store.get('del/drop')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    });
+  });
+}
+
+describeObjectStoreContract('local', async () => {
+  const rootDir = await mkdtemp(path.join(os.tmpdir(), 'wharf-objectstore-'));
+  return {
+    store: new LocalObjectStore(rootDir),
+    cleanup: () => rm(rootDir, { recursive: true, force: true }),
+  };
+});
+
+describeObjectStoreContract('s3', async () => {
+  const s3rver = await startS3rver();
+  const store = new S3ObjectStore({
+    endpoint: s3rver.endpoint,
+    region: s3rver.region,
+    bucket: s3rver.bucket,
+    accessKeyId: s3rver.accessKeyId,
+    secretAccessKey: s3rver.secretAccessKey,
+    forcePathStyle: true,
+    prefix: 'cluster-1/',
+  });
+  return { store, cleanup: () => s3rver.stop() };
+});
+
+describe('local object store on disk', () => {
+  let rootDir: string;
+  beforeAll(async () => {
+    rootDir = await mkdtemp(path.join(os.tmpdir(), 'wharf-objectstore-disk-'));
+  });
+  afterAll(() => rm(rootDir, { recursive: true, force: true }));
+
+  it('keeps no temporary files and prunes directories emptied by delete', async () => {
+    const store = new LocalObjectStore(rootDir);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.put(`deep/dir/${i}`, Buffer.alloc(100, i))));
+    expect((await readdir(path.join(rootDir, 'deep/dir'))).length).toBe(20);
+    await store.delete(Array.from({ length: 20 }, (_, i) => `deep/dir/${i}`));
+    expect(await readdir(rootDir)).toEqual([]);
+    await store.close();
+  });
+
+  it('rejects keys that would escape the root directory', async () => {
+    const store = new LocalObjectStore(rootDir);
+    for (const key of ['../x', 'a//b', '/abs', 'a/./b', 'a/.wharf-tmp-1', '']) {
+      await expect(store.put(key, Buffer.from('x'))).rejects.toThrow(/invalid object key/);
+    }
+  });
+});
+
+describe('createObjectStore', () => {
+  let s3rver: S3rverHandle;
+  let rootDir: string;
+  beforeAll(async () => {
+    s3rver = await startS3rver();
+    rootDir = await mkdtemp(path.join(os.tmpdir(), 'wharf-objectstore-create-'));
+  });
+  afterAll(async () => {
+    await s3rver.stop();
+    await rm(rootDir, { recursive: true, force: true });
+  });
+
+  it('builds a working local store, creating its directory', async () => {
+    const store = await createObjectStore({ kind: 'local', rootDir: path.join(rootDir, 'objects') });
+    await store.put('k', Buffer.from('v'));
+    expect((await store.get('k')).toString()).toBe('v');
+    await store.close();
+  });
+
+  it('builds a working S3 store, creating a missing bucket', async () => {
+    const store = await createObjectStore({
+      kind: 's3',
+      endpoint: s3rver.endpoint,
+      region: s3rver.region,
+      bucket: 'created-on-demand',
+      accessKeyId: s3rver.accessKeyId,
+      secretAccessKey: s3rver.secretAccessKey,
+      forcePathStyle: true,
+    });
+    await store.put('k', Buffer.from('v'));
+    expect(await store.list('')).toEqual([{ key: 'k', sizeBytes: 1 }]);
+    await store.close();
+  });
+});
