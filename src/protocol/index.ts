@@ -76,9 +76,12 @@ function none(apiKey: number, name: string): ApiTableRow {
 }
 
 export const API_TABLE: readonly ApiTableRow[] = [
-  api(produce,         'Produce',          3,  9, 'v0-v2 carry message format v0/v1, which we do not store'),
-  api(fetch,           'Fetch',            4, 12, 'v0-v3 return message format v0/v1; v13 names topics by id'),
-  api(listOffsets,     'ListOffsets',      0,  7),
+  // Produce and Fetch are advertised from v0 because librdkafka enables gzip, snappy and lz4 only
+  // when both ranges reach v0; clients then pick the highest version. Produce v0-v2 (message
+  // format v0/v1) is answered UNSUPPORTED_FOR_MESSAGE_FORMAT; Fetch v0-v3 returns v2 batches.
+  api(produce,         'Produce',          0,  9, 'v0-v2: message format v0/v1 is refused'),
+  api(fetch,           'Fetch',            0, 12, 'v0-v3 serve v2 batches as stored; v13 names topics by id'),
+  api(listOffsets,     'ListOffsets',      0,  6, 'v7 asks for MAX_TIMESTAMP (-3), not supported yet'),
   api(metadata,        'Metadata',         0, 12),
   none(4,  'LeaderAndIsr'),
   none(5,  'StopReplica'),

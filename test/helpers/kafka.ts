@@ -34,11 +34,13 @@ export interface RunResult {
 }
 
 export class ProcessError extends Error {
-  readonly result: RunResult;
+  declare readonly result: RunResult;
   constructor(message: string, result: RunResult) {
     super(message);
     this.name = 'ProcessError';
-    this.result = result;
+    // Not enumerable: test reporters print an error's enumerable fields, and stdout/stderr
+    // can be megabytes (the message already carries their tails).
+    Object.defineProperty(this, 'result', { value: result, enumerable: false });
   }
 }
 

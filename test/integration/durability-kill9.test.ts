@@ -75,6 +75,10 @@ describe('durability across SIGKILL', () => {
     const restartedAfterMs = Date.now() - killedAt;
 
     const result = await producer.done;
+    console.log(
+      `durability: ${ackedBeforeKill} of ${MESSAGE_COUNT} messages acknowledged before the SIGKILL; ` +
+        `broker ready again ${restartedAfterMs} ms after it; producer done after ${Date.now() - startedAt} ms`,
+    );
     const producerReport = describeFailure(result);
     expect(ackedBeforeKill, `the kill happened while the load was running\n${producerReport}`).toBeGreaterThan(0);
     expect(ackedBeforeKill, `the kill happened while the load was running\n${producerReport}`).toBeLessThan(MESSAGE_COUNT);

@@ -97,6 +97,9 @@ describe('kcat round trip', () => {
 
   it('reads back exactly the 100,000 messages kcat produced, in order, per partition', async () => {
     // Four kcat producers at once, each with its own keys and its own headers.
+    const inputs = Array.from({ length: PRODUCERS }, (_, producer) => producerInput(producer));
+    const inputBytes = inputs.reduce((sum, input) => sum + input.length, 0);
+    const produceStartedAt = Date.now();
     await Promise.all(
       Array.from({ length: PRODUCERS }, (_, producer) =>
         runKcat(
@@ -113,7 +116,7 @@ describe('kcat round trip', () => {
             '-X', 'queue.buffering.max.messages=200000',
             '-X', 'message.timeout.ms=60000',
           ],
-          { input: producerInput(producer), timeoutMs: 90_000 },
+          { input: inputs[producer], timeoutMs: 90_000 },
         ),
       ),
     );
@@ -129,6 +132,8 @@ describe('kcat round trip', () => {
         list.push(i);
       }
     }
+    const produceMs = Date.now() - produceStartedAt;
+    const consumeStartedAt = Date.now();
     const consumedCount = new Map<string, number>();
     const nextOffset = new Map<number, number>();
     const problems: string[] = [];
@@ -187,6 +192,10 @@ describe('kcat round trip', () => {
       },
     );
 
+    console.log(
+      `kcat: ${lines} messages (${(inputBytes / 1e6).toFixed(1)} MB of input) produced in ${produceMs} ms, ` +
+        `read back in ${Date.now() - consumeStartedAt} ms`,
+    );
     expect(problems).toEqual([]);
     for (const [slot, indexes] of expectedIndexes) {
       expect(consumedCount.get(slot) ?? 0, `messages read back for partition/producer ${slot}`).toBe(indexes.length);

@@ -14,7 +14,9 @@ export async function handleProduce(ctx: RequestContext, request: ProduceRequest
   const { broker } = ctx;
   const nowMs = Date.now();
   const acks = request.acks;
-  const invalid = acks !== 0 && acks !== 1 && acks !== -1
+  const invalid = ctx.apiVersion < 3
+    ? ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+    : acks !== 0 && acks !== 1 && acks !== -1
     ? ErrorCode.INVALID_REQUIRED_ACKS
     : request.transactionalId !== null ? ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED : ErrorCode.NONE;
   const topics = await Promise.all(request.topicData.map(async (topicData) => {

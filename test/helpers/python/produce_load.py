@@ -64,7 +64,12 @@ def main():
                     producer.poll(0.05)
             i += 1
         next_tick += 0.01
-        producer.poll(max(0.0, next_tick - time.monotonic()))
+        # poll() returns as soon as it has served a callback: keep polling until the tick ends.
+        while True:
+            remaining_s = next_tick - time.monotonic()
+            producer.poll(max(0.0, remaining_s))
+            if remaining_s <= 0:
+                break
         out.flush()
     while len(producer) > 0:
         producer.poll(0.1)

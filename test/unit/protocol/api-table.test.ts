@@ -33,9 +33,9 @@ describe('the API table', () => {
 
   it('advertises the versions clients negotiate against', () => {
     expect(supportedVersions()).toEqual([
-      { apiKey: 0, minVersion: 3, maxVersion: 9 },
-      { apiKey: 1, minVersion: 4, maxVersion: 12 },
-      { apiKey: 2, minVersion: 0, maxVersion: 7 },
+      { apiKey: 0, minVersion: 0, maxVersion: 9 },
+      { apiKey: 1, minVersion: 0, maxVersion: 12 },
+      { apiKey: 2, minVersion: 0, maxVersion: 6 },
       { apiKey: 3, minVersion: 0, maxVersion: 12 },
       { apiKey: 8, minVersion: 0, maxVersion: 8 },
       { apiKey: 9, minVersion: 0, maxVersion: 8 },
@@ -53,7 +53,8 @@ describe('the API table', () => {
 
   it('reports versions outside the advertised range as unsupported', () => {
     expect(isSupported(ApiKey.PRODUCE, 9)).toBe(true);
-    expect(isSupported(ApiKey.PRODUCE, 2)).toBe(false);
+    expect(isSupported(ApiKey.PRODUCE, 0)).toBe(true);
+    expect(isSupported(ApiKey.LIST_OFFSETS, 7)).toBe(false);
     expect(isSupported(ApiKey.PRODUCE, 10)).toBe(false);
     expect(isSupported(ApiKey.FETCH, 13)).toBe(false);
     expect(isSupported(ApiKey.API_VERSIONS, 4)).toBe(false);
