@@ -8,6 +8,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const PYTHON = '/usr/bin/python3';
@@ -66,7 +67,7 @@ async function freePort(): Promise<number> {
 async function startBroker(dataDir: string): Promise<{ child: ChildProcess; bootstrap: string; httpPort: number }> {
   const kafkaPort = await freePort();
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [path.join(REPO, 'src/cli/main.ts'), 'start'], {
+  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
     cwd: REPO,
     env: {
       ...process.env,

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-heap-size=256
 // wharf: the command line. `wharf start` runs a single-node Wharf on embedded defaults.
 
 import { parseArgs } from 'node:util';

@@ -98,8 +98,7 @@ export async function uploadObject(context: ObjectUploadContext, parts: readonly
   checkRanges(ranges, finished.ranges);
   const objectId = await context.metadata.prepareObject(context.prepareTtlMs);
   const key = objectKey(context.objectKeyPrefix, objectId);
-  const body = Buffer.concat(finished.chunks, finished.sizeBytes);
-  await context.objectStore.put(key, body);
+  await context.objectStore.put(key, finished.chunks);
   const committed: CommittedObject = { objectId, key, sizeBytes: finished.sizeBytes, ranges };
   await context.metadata.commitObject(committed);
   uploadObjectsTotal.inc();

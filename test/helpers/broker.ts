@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach } from 'vitest';
+import { BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI_PATH = join(REPO_ROOT, 'src', 'cli', 'main.ts');
@@ -223,7 +224,7 @@ class BrokerProcess implements Broker {
 
   async spawnAndWaitReady(): Promise<void> {
     this.appendLog(`=== ${new Date().toISOString()} starting ${this.name} (data ${this.dataDir}) ===\n`);
-    const child = spawn(process.execPath, [CLI_PATH, 'start'], {
+    const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, CLI_PATH, 'start'], {
       cwd: REPO_ROOT,
       env: this.childEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],

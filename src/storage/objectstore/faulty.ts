@@ -6,7 +6,7 @@
 // inner call ran for a `lostResponseFraction` of them (the request took effect, the answer was
 // lost), which exercises the idempotency of retries.
 
-import type { ObjectInfo, ObjectStore } from './objectstore.ts';
+import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 import type { ObjectStoreOp } from './instrumented.ts';
 
 export const FAULT_KINDS = ['error', 'slowDown', 'timeout'] as const;
@@ -68,7 +68,7 @@ export class FaultyObjectStore implements ObjectStore {
     this.options = withDefaults({ ...this.options, ...options });
   }
 
-  put(key: string, body: Buffer): Promise<void> {
+  put(key: string, body: ObjectBody): Promise<void> {
     return this.inject('put', () => this.inner.put(key, body));
   }
 

@@ -9,7 +9,8 @@
 
 import { Counter, Histogram, register } from 'prom-client';
 import { isObjectNotFound } from './util.ts';
-import type { ObjectInfo, ObjectStore } from './objectstore.ts';
+import { bodyLength } from './objectstore.ts';
+import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 
 export const OBJECT_STORE_OPS = ['put', 'get', 'head', 'list', 'delete'] as const;
 export type ObjectStoreOp = (typeof OBJECT_STORE_OPS)[number];
@@ -50,9 +51,9 @@ export class InstrumentedObjectStore implements ObjectStore {
     this.inner = inner;
   }
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, body: ObjectBody): Promise<void> {
     await this.measure('put', () => this.inner.put(key, body));
-    bytesTotal.inc({ op: 'put' }, body.length);
+    bytesTotal.inc({ op: 'put' }, bodyLength(body));
   }
 
   async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {

@@ -7,9 +7,26 @@ export interface ObjectInfo {
   sizeBytes: number;
 }
 
+/**
+ * An object's bytes: one buffer, or chunks written in order (so that an object built from many
+ * batches need not be joined into one buffer first).
+ */
+export type ObjectBody = Buffer | readonly Buffer[];
+
+export function bodyLength(body: ObjectBody): number {
+  if (Buffer.isBuffer(body)) return body.length;
+  let length = 0;
+  for (const chunk of body) length += chunk.length;
+  return length;
+}
+
+export function bodyChunks(body: ObjectBody): readonly Buffer[] {
+  return Buffer.isBuffer(body) ? [body] : body;
+}
+
 export interface ObjectStore {
   /** Writes the whole object. Resolves once the object is durable and visible to get/list. */
-  put(key: string, body: Buffer): Promise<void>;
+  put(key: string, body: ObjectBody): Promise<void>;
   /**
    * Reads bytes [start, endExclusive) of an object; the whole object when no range is given.
    * Bytes past the end of the object are not returned (the result is shorter, possibly empty).

@@ -9,7 +9,8 @@
 // 408/429, and errors that say `retryable: false`. Throttling (429, 503 SlowDown) backs off
 // slowDownFactor times longer.
 
-import type { ObjectInfo, ObjectStore } from './objectstore.ts';
+import { bodyLength } from './objectstore.ts';
+import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 import { httpStatusOf, isObjectNotFound, sleep } from './util.ts';
 
 export interface RetryOptions {
@@ -70,8 +71,8 @@ export class RetryingObjectStore implements ObjectStore {
     }
   }
 
-  put(key: string, body: Buffer): Promise<void> {
-    return this.run('put', body.length, () => this.inner.put(key, body));
+  put(key: string, body: ObjectBody): Promise<void> {
+    return this.run('put', bodyLength(body), () => this.inner.put(key, body));
   }
 
   get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {

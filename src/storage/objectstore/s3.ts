@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { ObjectNotFoundError } from './objectstore.ts';
-import type { ObjectInfo, ObjectStore } from './objectstore.ts';
+import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 import { checkRange, compareKeys, httpStatusOf } from './util.ts';
 
 export interface S3ObjectStoreOptions {
@@ -101,7 +101,10 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, chunks: ObjectBody): Promise<void> {
+    // The SDK takes one body; a stream body would need a content length and no aws-chunked
+    // framing, so chunks are joined here.
+    const body = Buffer.isBuffer(chunks) ? chunks : Buffer.concat(chunks);
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentLength: body.length }),
     );

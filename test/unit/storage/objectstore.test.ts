@@ -63,6 +63,14 @@ function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>
       expect((await store.get('binary/empty')).length).toBe(0);
     });
 
+    it('stores a body given as chunks exactly as their concatenation', async () => {
+      // 3,000 chunks of mixed sizes: more than one writev (1,024 buffers) and one sync step.
+      const chunks = Array.from({ length: 3000 }, (_, i) => randomBytes(i % 7 === 0 ? 20_000 : 1 + (i % 977)));
+      await store.put('chunks/many', chunks);
+      expect((await store.get('chunks/many')).equals(Buffer.concat(chunks))).toBe(true);
+      expect((await store.head('chunks/many'))?.sizeBytes).toBe(Buffer.concat(chunks).length);
+    });
+
     it('clips ranges at the end of the object', async () => {
       await store.put('range/ten', Buffer.from('0123456789'));
       expect((await store.get('range/ten', { start: 2, endExclusive: 5 })).toString()).toBe('234');
