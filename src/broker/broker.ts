@@ -22,13 +22,17 @@ import type { BrokerParts } from './context.ts';
 import { HttpApi } from './http-api.ts';
 import { Router } from './router.ts';
 import { TopicRegistry } from './topics.ts';
+import { InProcessProducer } from './in-process-producer.ts';
 
 const GROUP_OFFSETS_STREAM_KEY = 'internal/group-offsets-stream';
 const CLUSTER_ID_KEY = 'internal/cluster-id';
 
 export class Broker {
   readonly config: WharfConfig;
-  private readonly http = new HttpApi();
+  /** The HTTP API port; connectors mount their routes on it. */
+  readonly http = new HttpApi();
+  /** Writes into topics from inside the process (connectors); set once start() resolves. */
+  producer: InProcessProducer | undefined;
   private readonly stopping = new AbortController();
   private readonly connections = new Set<Connection>();
   private kafkaServer: net.Server | undefined;
@@ -101,8 +105,14 @@ export class Broker {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('flushed\n');
     });
+    this.producer = new InProcessProducer(this.topics, config.numPartitions);
+    log.info({ kafkaPort: config.kafkaPort, httpPort: config.httpPort, dataDir: config.dataDir, clusterId }, 'broker started');
+  }
+
+  /** /readyz answers 200 from now on (called once everything the process serves is up). */
+  markReady(): void {
     this.http.ready = true;
-    log.info({ kafkaPort: config.kafkaPort, httpPort: config.httpPort, dataDir: config.dataDir, clusterId }, 'wharf ready');
+    log.info({ kafkaPort: this.config.kafkaPort, httpPort: this.config.httpPort }, 'wharf ready');
   }
 
   /** Stops serving, flushes unuploaded data to objects and closes everything. Idempotent. */

@@ -40,6 +40,7 @@ async function start(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   try {
     await broker.start();
+    broker.markReady();
   } catch (err) {
     log.fatal({ err }, 'start failed');
     await broker.stop().catch(() => undefined);

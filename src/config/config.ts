@@ -44,6 +44,26 @@ export interface WharfConfig {
   /** Bound on bytes of requests being processed per connection before reads pause. */
   connectionMaxInflightBytes: number;
   logLevel: string;
+  ingest: IngestConfig;
+}
+
+/** The OTLP and Prometheus remote-write front-ends (connectors/). */
+export interface IngestConfig {
+  otlpEnabled: boolean;
+  otlpGrpcPort: number;
+  otlpHttpPort: number;
+  /** Topic names, and how records are encoded in them (schemas/ documents each encoding). */
+  spansTopic: string;
+  metricsTopic: string;
+  logsTopic: string;
+  prometheusTopic: string;
+  otlpEncoding: 'otlp_proto' | 'otlp_json';
+  /** Partitions of an ingest topic created on first use. */
+  topicPartitions: number;
+  /** Largest request body accepted (after decompression); larger ones get 413 / RESOURCE_EXHAUSTED. */
+  maxRequestBytes: number;
+  /** Bound on request bytes being decoded or produced at once; past it requests are refused (429/503, RESOURCE_EXHAUSTED). */
+  maxInflightBytes: number;
 }
 
 const MiB = 1024 * 1024;
@@ -78,6 +98,19 @@ export function defaultConfig(): WharfConfig {
     },
     connectionMaxInflightBytes: 64 * MiB,
     logLevel: 'info',
+    ingest: {
+      otlpEnabled: true,
+      otlpGrpcPort: 4317,
+      otlpHttpPort: 4318,
+      spansTopic: 'otlp_spans',
+      metricsTopic: 'otlp_metrics',
+      logsTopic: 'otlp_logs',
+      prometheusTopic: 'prometheus_samples',
+      otlpEncoding: 'otlp_proto',
+      topicPartitions: 8,
+      maxRequestBytes: 20 * MiB,
+      maxInflightBytes: 128 * MiB,
+    },
   };
 }
 
@@ -127,6 +160,20 @@ const SETTINGS: Record<string, Setter> = {
   's3.force.path.style': bool('s3.force.path.style', (c, v) => { c.s3.forcePathStyle = v; }),
   'connection.max.inflight.bytes': int('connection.max.inflight.bytes', (c, v) => { c.connectionMaxInflightBytes = v; }),
   'log.level': str((c, v) => { c.logLevel = v; }),
+  'otlp.enable': bool('otlp.enable', (c, v) => { c.ingest.otlpEnabled = v; }),
+  'otlp.grpc.port': int('otlp.grpc.port', (c, v) => { c.ingest.otlpGrpcPort = v; }),
+  'otlp.http.port': int('otlp.http.port', (c, v) => { c.ingest.otlpHttpPort = v; }),
+  'otlp.spans.topic': str((c, v) => { c.ingest.spansTopic = v; }),
+  'otlp.metrics.topic': str((c, v) => { c.ingest.metricsTopic = v; }),
+  'otlp.logs.topic': str((c, v) => { c.ingest.logsTopic = v; }),
+  'prometheus.topic': str((c, v) => { c.ingest.prometheusTopic = v; }),
+  'otlp.encoding': str((c, v) => {
+    if (v !== 'otlp_proto' && v !== 'otlp_json') throw new Error(`config otlp.encoding: otlp_proto or otlp_json, not ${v}`);
+    c.ingest.otlpEncoding = v;
+  }),
+  'ingest.topic.partitions': int('ingest.topic.partitions', (c, v) => { c.ingest.topicPartitions = v; }),
+  'ingest.max.request.bytes': int('ingest.max.request.bytes', (c, v) => { c.ingest.maxRequestBytes = v; }),
+  'ingest.max.inflight.bytes': int('ingest.max.inflight.bytes', (c, v) => { c.ingest.maxInflightBytes = v; }),
 };
 
 export function envName(setting: string): string {

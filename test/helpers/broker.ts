@@ -36,6 +36,9 @@ export interface Broker {
   readonly name: string;
   readonly kafkaPort: number;
   readonly httpPort: number;
+  /** OTLP/gRPC and OTLP/HTTP ports (free ports, never 4317/4318). */
+  readonly otlpGrpcPort: number;
+  readonly otlpHttpPort: number;
   /** `127.0.0.1:<kafkaPort>`, for bootstrap.servers / brokers. */
   readonly bootstrap: string;
   readonly httpUrl: string;
@@ -105,11 +108,13 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   }
   const ownsDataDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'wharf-test-')));
-  const [kafkaPort, httpPort] = await distinctFreePorts(2);
+  const [kafkaPort, httpPort, otlpGrpcPort, otlpHttpPort] = await distinctFreePorts(4);
   const broker = new BrokerProcess({
     name: opts.name ?? `broker-${startedBrokers.size + 1}`,
     kafkaPort: kafkaPort!,
     httpPort: httpPort!,
+    otlpGrpcPort: otlpGrpcPort!,
+    otlpHttpPort: otlpHttpPort!,
     dataDir,
     ownsDataDir,
     env: opts.env ?? {},
@@ -150,6 +155,8 @@ interface BrokerProcessConfig {
   name: string;
   kafkaPort: number;
   httpPort: number;
+  otlpGrpcPort: number;
+  otlpHttpPort: number;
   dataDir: string;
   ownsDataDir: boolean;
   env: Record<string, string>;
@@ -159,6 +166,8 @@ class BrokerProcess implements Broker {
   readonly name: string;
   readonly kafkaPort: number;
   readonly httpPort: number;
+  readonly otlpGrpcPort: number;
+  readonly otlpHttpPort: number;
   readonly bootstrap: string;
   readonly httpUrl: string;
   readonly dataDir: string;
@@ -175,6 +184,8 @@ class BrokerProcess implements Broker {
     this.name = config.name;
     this.kafkaPort = config.kafkaPort;
     this.httpPort = config.httpPort;
+    this.otlpGrpcPort = config.otlpGrpcPort;
+    this.otlpHttpPort = config.otlpHttpPort;
     this.bootstrap = `127.0.0.1:${config.kafkaPort}`;
     this.httpUrl = `http://127.0.0.1:${config.httpPort}`;
     this.dataDir = config.dataDir;
@@ -213,6 +224,8 @@ class BrokerProcess implements Broker {
       WHARF_DATA_DIR: this.dataDir,
       WHARF_KAFKA_PORT: String(this.kafkaPort),
       WHARF_HTTP_PORT: String(this.httpPort),
+      WHARF_OTLP_GRPC_PORT: String(this.otlpGrpcPort),
+      WHARF_OTLP_HTTP_PORT: String(this.otlpHttpPort),
       WHARF_HOST: '127.0.0.1',
       // No configuration file: a wharf.yaml in the repository must not change what tests run.
       WHARF_CONFIG: '',

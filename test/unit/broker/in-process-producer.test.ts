@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLevel } from 'kafkajs';
+import { Kafka } from 'kafkajs';
+import { Broker } from '../../../src/broker/broker.ts';
+import { defaultConfig } from '../../../src/config/config.ts';
+import { freePort } from '../../helpers/broker.ts';
+
+// The in-process producer is what connectors write with: records must come out of the Kafka
+// protocol as a Kafka client wrote them, keyed records in the partition the Java client (and
+// kafkajs's default partitioner, murmur2 too) would choose.
+describe('the in-process producer', () => {
+  let broker: Broker;
+  let dataDir: string;
+  let kafka: Kafka;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-producer-'));
+    const config = {
+      ...defaultConfig(),
+      dataDir,
+      host: '127.0.0.1',
+      kafkaPort: await freePort(),
+      httpPort: await freePort(),
+      walCapacityBytes: 64 * 1024 * 1024,
+      groupInitialRebalanceDelayMs: 0,
+    };
+    broker = new Broker(config);
+    await broker.start();
+    kafka = new Kafka({ brokers: [`127.0.0.1:${config.kafkaPort}`], logLevel: logLevel.NOTHING });
+  });
+
+  afterAll(async () => {
+    await broker?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('writes keyed records to the partition kafkajs picks for the same key, readable by a consumer', async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `trace-${i}`);
+    const result = await broker.producer!.send('inproc', keys.map((k, i) => ({
+      key: Buffer.from(k),
+      value: Buffer.from(`value-${i}`),
+      headers: [{ key: 'h', value: Buffer.from(String(i)) }],
+      timestampMs: 1_700_000_000_000 + i,
+    })), { partitions: 4 });
+    expect(result.appends.reduce((n, a) => n + a.recordCount, 0)).toBe(40);
+
+    // The same keys through kafkajs's default (murmur2) partitioner.
+    const producer = kafka.producer();
+    await producer.connect();
+    const sent = await producer.send({ topic: 'inproc', messages: keys.map((k) => ({ key: k, value: 'again' })) });
+    await producer.disconnect();
+    expect(sent.length).toBeGreaterThan(0);
+
+    const consumer = kafka.consumer({ groupId: 'inproc-reader' });
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'inproc', fromBeginning: true });
+    const seen: { partition: number; key: string; value: string; header: string | undefined; timestamp: string }[] = [];
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        seen.push({
+          partition,
+          key: message.key!.toString(),
+          value: message.value!.toString(),
+          header: message.headers?.h?.toString(),
+          timestamp: message.timestamp,
+        });
+      },
+    });
+    const deadline = Date.now() + 30_000;
+    while (seen.length < 80 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await consumer.disconnect();
+    expect(seen).toHaveLength(80);
+    for (const [i, key] of keys.entries()) {
+      const mine = seen.find((m) => m.key === key && m.value === `value-${i}`)!;
+      const theirs = seen.find((m) => m.key === key && m.value === 'again')!;
+      expect(mine.partition).toBe(theirs.partition);
+      expect(mine.header).toBe(String(i));
+      expect(mine.timestamp).toBe(String(1_700_000_000_000 + i));
+    }
+  });
+
+  it('splits records that exceed max.message.bytes into several batches and refuses a record too large alone', async () => {
+    const big = Buffer.alloc(300_000, 7);
+    const result = await broker.producer!.send('inproc-big', Array.from({ length: 8 }, () => ({ key: null, value: big })), { partitions: 1 });
+    expect(result.appends.length).toBeGreaterThan(1);
+    expect(result.appends.reduce((n, a) => n + a.recordCount, 0)).toBe(8);
+    await expect(broker.producer!.send('inproc-big', [{ key: null, value: Buffer.alloc(2_000_000) }])).rejects.toThrow(/max.message.bytes/);
+  });
+});
