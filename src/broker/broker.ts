@@ -1,6 +1,7 @@
 // A single-node Wharf broker: wires the metadata store, object store, WAL, stream storage,
 // topics and group coordinator together, and serves Kafka and the HTTP API.
 
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -11,7 +12,11 @@ import { ClusterModel } from '../metadata/cluster-model.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import { createObjectStore, type ObjectStore } from '../storage/objectstore/index.ts';
 import { FileWal } from '../storage/wal/file-wal.ts';
-import { StreamStorageImpl } from '../storage/stream-storage.ts';
+import { ObjectWal } from '../storage/wal/object-wal.ts';
+import type { WriteAheadLog } from '../storage/wal/wal.ts';
+import { JsonWalOwnerStore } from '../storage/wal/wal-owners.ts';
+import { DEFAULT_PREPARE_TTL_MS, StreamStorageImpl } from '../storage/stream-storage.ts';
+import { retentionPolicyOf, StorageMaintenance, type RetentionTarget } from '../storage/maintenance.ts';
 import type { Stream } from '../storage/stream.ts';
 import type { ProducerStateStore, ProducerStateSnapshot } from '../log/partition-log.ts';
 import { GroupCoordinator } from '../groups/coordinator.ts';
@@ -21,7 +26,7 @@ import { Connection } from './connection.ts';
 import type { BrokerParts } from './context.ts';
 import { HttpApi } from './http-api.ts';
 import { Router } from './router.ts';
-import { TopicRegistry } from './topics.ts';
+import { TOPIC_CONFIG_DEFAULTS, TopicRegistry } from './topics.ts';
 import { InProcessProducer } from './in-process-producer.ts';
 
 const GROUP_OFFSETS_STREAM_KEY = 'internal/group-offsets-stream';
@@ -39,6 +44,7 @@ export class Broker {
   private metadataStore: MetadataStore | undefined;
   private objectStore: ObjectStore | undefined;
   private storage: StreamStorageImpl | undefined;
+  private maintenance: StorageMaintenance | undefined;
   private topics: TopicRegistry | undefined;
   private groups: GroupCoordinator | undefined;
   private stopped: Promise<void> | undefined;
@@ -52,8 +58,6 @@ export class Broker {
     collectProcessMetrics();
     // The HTTP API comes up first so that /healthz answers and /readyz says 503 during recovery.
     await this.http.listen(config.host, config.httpPort);
-    const walDir = path.join(config.dataDir, 'wal');
-    await mkdir(walDir, { recursive: true });
     const metadataStore = await EmbeddedMetadataStore.open(path.join(config.dataDir, 'metadata'));
     this.metadataStore = metadataStore;
     const model = new ClusterModel(metadataStore);
@@ -61,7 +65,7 @@ export class Broker {
     this.objectStore = await createObjectStore(config.objectStore === 'local'
       ? { kind: 'local', rootDir: path.join(config.dataDir, 'objects') }
       : { kind: 's3', ...config.s3 });
-    const wal = await FileWal.open({ path: path.join(walDir, 'wal.0'), capacityBytes: config.walCapacityBytes, nodeId: config.nodeId });
+    const wal = await this.openWal(model, this.objectStore);
     const storage = new StreamStorageImpl({
       nodeId: config.nodeId,
       wal,
@@ -70,6 +74,11 @@ export class Broker {
       logCacheSizeBytes: config.logCacheSizeBytes,
       uploadIntervalMs: config.uploadIntervalMs,
       uploadSizeBytes: config.uploadSizeBytes,
+      blockCacheSizeBytes: config.blockCacheSizeBytes,
+      readAheadMaxBytes: config.readAheadMaxBytes,
+      catchUpMaxConcurrentGets: config.catchUpMaxConcurrentGets,
+      catchUpMaxInflightBytes: config.catchUpMaxInflightBytes,
+      streamSplitSizeBytes: config.streamSplitSizeBytes,
     });
     this.storage = storage;
     await storage.start();
@@ -86,6 +95,7 @@ export class Broker {
       maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,
     });
     await this.groups.start();
+    this.startMaintenance(model, this.objectStore, this.topics);
     const parts: BrokerParts = {
       config, model, topics: this.topics, groups: this.groups, clusterId, stopping: this.stopping.signal,
     };
@@ -127,12 +137,95 @@ export class Broker {
     this.kafkaServer?.close();
     for (const connection of this.connections) connection.socket.destroy();
     await this.groups?.stop();
+    await this.maintenance?.stop();
     await this.topics?.closeAll();
     await this.storage?.shutdown();
     await this.objectStore?.close();
     await this.metadataStore?.close();
     await this.http.close();
     log.info('wharf stopped');
+  }
+
+  /**
+   * The WAL: a file under <data>/wal, or (wal.kind=object) the object store itself, fenced by an
+   * epoch record in metadata. In object mode nothing but the embedded metadata store is kept on
+   * local disk (with etcd as the metadata store, nothing at all).
+   */
+  private async openWal(model: ClusterModel, objectStore: ObjectStore): Promise<WriteAheadLog> {
+    const { config } = this;
+    const walPath = path.join(config.dataDir, 'wal', 'wal.0');
+    await this.refuseUndrainedWal(walPath, objectStore);
+    if (config.walKind === 'object') {
+      return ObjectWal.open({
+        objectStore,
+        owners: new JsonWalOwnerStore(model),
+        nodeId: config.nodeId,
+        intervalMs: config.walObjectIntervalMs,
+        maxObjectBytes: config.walObjectMaxBytes,
+        capacityBytes: config.walCapacityBytes,
+      });
+    }
+    await mkdir(path.dirname(walPath), { recursive: true });
+    return FileWal.open({ path: walPath, capacityBytes: config.walCapacityBytes, nodeId: config.nodeId });
+  }
+
+  /**
+   * A switch of wal.kind must not strand acknowledged records in the other kind of WAL: start
+   * fails while it holds any (start once more with the previous kind: recovery drains it).
+   */
+  private async refuseUndrainedWal(walPath: string, objectStore: ObjectStore): Promise<void> {
+    const { config } = this;
+    if (config.walKind === 'object') {
+      if (!existsSync(walPath)) return;
+      const fileWal = await FileWal.open({ path: walPath, nodeId: config.nodeId });
+      let records = 0;
+      try {
+        for await (const _record of fileWal.recover()) records++;
+      } finally {
+        await fileWal.close();
+      }
+      if (records > 0) {
+        throw new Error(`wal.kind=object, but the file WAL ${walPath} still holds ${records} records: ` +
+          'start once with wal.kind=file to upload them');
+      }
+      log.info({ path: walPath }, 'wal.kind=object: the file WAL left from wal.kind=file is empty; it is no longer used');
+      return;
+    }
+    const pending = await ObjectWal.pendingObjectCount(objectStore, config.nodeId);
+    if (pending > 0) {
+      throw new Error(`wal.kind=file, but the object store holds ${pending} object WAL objects of node ${config.nodeId}: ` +
+        'start once with wal.kind=object to upload them');
+    }
+  }
+
+  /** Retention, compaction and object garbage collection in the background (src/storage/maintenance.ts). */
+  private startMaintenance(model: ClusterModel, objectStore: ObjectStore, topics: TopicRegistry): void {
+    const { config } = this;
+    // Retention trims the partitions led here, with their topics' current configs.
+    const retentionTargets = async (): Promise<RetentionTarget[]> =>
+      (await model.listTopics()).flatMap((info) => {
+        const policy = retentionPolicyOf(info.configs, TOPIC_CONFIG_DEFAULTS);
+        const open = topics.get(info.name);
+        if (policy === undefined || open === undefined) return [];
+        return info.partitions.flatMap((p) => {
+          const partitionLog = open.partitions[p.partition];
+          return partitionLog === undefined ? [] : [{ streamId: p.streamId, ...policy, trim: (offset: number) => partitionLog.trim(offset) }];
+        });
+      });
+    this.maintenance = new StorageMaintenance({
+      metadata: model,
+      objectStore,
+      prepareTtlMs: DEFAULT_PREPARE_TTL_MS,
+      retentionTargets,
+      retentionCheckIntervalMs: config.logRetentionCheckIntervalMs,
+      gcIntervalMs: config.objectGcIntervalMs,
+      gcDelayMs: config.objectGcDelayMs,
+      compactionIntervalMs: config.compactionIntervalMs,
+      compactionTargetObjectBytes: config.compactionTargetObjectBytes,
+      compactionMaxBytesPerSecond: config.compactionMaxBytesPerSecond,
+      streamSplitSizeBytes: config.streamSplitSizeBytes,
+    });
+    this.maintenance.start();
   }
 
   private async clusterId(model: ClusterModel): Promise<string> {

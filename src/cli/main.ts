@@ -4,6 +4,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.ts';
 import { Broker } from '../broker/broker.ts';
+import { startConnectors, stopConnectors } from '../../connectors/index.ts';
+import type { RunningConnector } from '../../connectors/context.ts';
 import { log } from '../metrics/log.ts';
 
 const USAGE = `usage: wharf start [--config wharf.yaml] [--set name=value ...]
@@ -26,12 +28,13 @@ async function start(args: string[]): Promise<void> {
   }
   const config = loadConfig({ file: values.config, overrides });
   const broker = new Broker(config);
+  let connectors: RunningConnector[] = [];
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    broker.stop().then(() => process.exit(0), (err: unknown) => {
+    stopConnectors(connectors).then(() => broker.stop()).then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, 'stop failed');
       process.exit(1);
     });
@@ -40,9 +43,12 @@ async function start(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   try {
     await broker.start();
+    // startConnectors runs startOtlp (OTLP gRPC and HTTP) and startRemoteWrite (/api/v1/write).
+    connectors = await startConnectors({ config, producer: broker.producer!, httpApi: broker.http });
     broker.markReady();
   } catch (err) {
     log.fatal({ err }, 'start failed');
+    await stopConnectors(connectors);
     await broker.stop().catch(() => undefined);
     process.exit(1);
   }

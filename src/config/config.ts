@@ -35,10 +35,37 @@ export interface WharfConfig {
   groupInitialRebalanceDelayMs: number;
   groupMinSessionTimeoutMs: number;
   groupMaxSessionTimeoutMs: number;
+  /** Where the WAL lives: a local file (`file`) or the object store (`object`). */
+  walKind: 'file' | 'object';
+  /** Bound of the WAL's unreleased bytes (file WAL: ring size; object WAL: bytes in objects not yet trimmed). */
   walCapacityBytes: number;
+  /** Object WAL: longest an append waits for its batch's PUT to start. */
+  walObjectIntervalMs: number;
+  /** Object WAL: batch size at which the PUT starts at once (also the largest object). */
+  walObjectMaxBytes: number;
   logCacheSizeBytes: number;
+  /** Bound of the block cache: data blocks of objects read by catch-up reads (log-cache misses). */
+  blockCacheSizeBytes: number;
+  /** Cap of a sequential catch-up reader's read-ahead window. */
+  readAheadMaxBytes: number;
+  /** Catch-up budget: object-store GETs at once, and their bytes in flight. */
+  catchUpMaxConcurrentGets: number;
+  catchUpMaxInflightBytes: number;
   uploadIntervalMs: number;
   uploadSizeBytes: number;
+  /** Streams with at least this much data in an upload (or compaction job) get stream objects of their own. */
+  streamSplitSizeBytes: number;
+  /** Storage maintenance (src/storage/maintenance.ts): how often compaction looks for work. */
+  compactionIntervalMs: number;
+  /** Size of the objects compaction writes (and the most one job reads). */
+  compactionTargetObjectBytes: number;
+  /** Bound on the bytes compaction reads per second. */
+  compactionMaxBytesPerSecond: number;
+  /** How long compacted or dead objects stay readable before they are deleted. */
+  objectGcDelayMs: number;
+  objectGcIntervalMs: number;
+  /** Kafka's log.retention.check.interval.ms (retention.ms / retention.bytes are topic configs). */
+  logRetentionCheckIntervalMs: number;
   objectStore: 'local' | 's3';
   s3: S3Config;
   /** Bound on bytes of requests being processed per connection before reads pause. */
@@ -83,10 +110,24 @@ export function defaultConfig(): WharfConfig {
     groupInitialRebalanceDelayMs: 3000,
     groupMinSessionTimeoutMs: 6000,
     groupMaxSessionTimeoutMs: 1_800_000,
+    walKind: 'file',
     walCapacityBytes: 512 * MiB,
+    walObjectIntervalMs: 250,
+    walObjectMaxBytes: 8 * MiB,
     logCacheSizeBytes: 512 * MiB,
+    blockCacheSizeBytes: 256 * MiB,
+    readAheadMaxBytes: 32 * MiB,
+    catchUpMaxConcurrentGets: 8,
+    catchUpMaxInflightBytes: 64 * MiB,
     uploadIntervalMs: 2000,
     uploadSizeBytes: 64 * MiB,
+    streamSplitSizeBytes: 16 * MiB,
+    compactionIntervalMs: 30_000,
+    compactionTargetObjectBytes: 64 * MiB,
+    compactionMaxBytesPerSecond: 32 * MiB,
+    objectGcDelayMs: 600_000,
+    objectGcIntervalMs: 60_000,
+    logRetentionCheckIntervalMs: 300_000,
     objectStore: 'local',
     s3: {
       endpoint: undefined,
@@ -144,10 +185,27 @@ const SETTINGS: Record<string, Setter> = {
   'group.initial.rebalance.delay.ms': int('group.initial.rebalance.delay.ms', (c, v) => { c.groupInitialRebalanceDelayMs = v; }),
   'group.min.session.timeout.ms': int('group.min.session.timeout.ms', (c, v) => { c.groupMinSessionTimeoutMs = v; }),
   'group.max.session.timeout.ms': int('group.max.session.timeout.ms', (c, v) => { c.groupMaxSessionTimeoutMs = v; }),
+  'wal.kind': str((c, v) => {
+    if (v !== 'file' && v !== 'object') throw new Error(`config wal.kind: file or object, not ${v}`);
+    c.walKind = v;
+  }),
   'wal.capacity.bytes': int('wal.capacity.bytes', (c, v) => { c.walCapacityBytes = v; }),
+  'wal.object.interval.ms': int('wal.object.interval.ms', (c, v) => { c.walObjectIntervalMs = v; }),
+  'wal.object.max.bytes': int('wal.object.max.bytes', (c, v) => { c.walObjectMaxBytes = v; }),
   'log.cache.size.bytes': int('log.cache.size.bytes', (c, v) => { c.logCacheSizeBytes = v; }),
+  'block.cache.size.bytes': int('block.cache.size.bytes', (c, v) => { c.blockCacheSizeBytes = v; }),
+  'read.ahead.max.bytes': int('read.ahead.max.bytes', (c, v) => { c.readAheadMaxBytes = v; }),
+  'catchup.max.concurrent.gets': int('catchup.max.concurrent.gets', (c, v) => { c.catchUpMaxConcurrentGets = v; }),
+  'catchup.max.inflight.bytes': int('catchup.max.inflight.bytes', (c, v) => { c.catchUpMaxInflightBytes = v; }),
   'upload.interval.ms': int('upload.interval.ms', (c, v) => { c.uploadIntervalMs = v; }),
   'upload.size.bytes': int('upload.size.bytes', (c, v) => { c.uploadSizeBytes = v; }),
+  'stream.split.size.bytes': int('stream.split.size.bytes', (c, v) => { c.streamSplitSizeBytes = v; }),
+  'compaction.interval.ms': int('compaction.interval.ms', (c, v) => { c.compactionIntervalMs = v; }),
+  'compaction.target.object.bytes': int('compaction.target.object.bytes', (c, v) => { c.compactionTargetObjectBytes = v; }),
+  'compaction.max.bytes.per.second': int('compaction.max.bytes.per.second', (c, v) => { c.compactionMaxBytesPerSecond = v; }),
+  'object.gc.delay.ms': int('object.gc.delay.ms', (c, v) => { c.objectGcDelayMs = v; }),
+  'object.gc.interval.ms': int('object.gc.interval.ms', (c, v) => { c.objectGcIntervalMs = v; }),
+  'log.retention.check.interval.ms': int('log.retention.check.interval.ms', (c, v) => { c.logRetentionCheckIntervalMs = v; }),
   'object.store': str((c, v) => {
     if (v !== 'local' && v !== 's3') throw new Error(`config object.store: local or s3, not ${v}`);
     c.objectStore = v;

@@ -9,6 +9,8 @@
 //   <root>/objects/<objectId>                          ObjectRecord (committed objects)
 //   <root>/prepared/<objectId>                         PreparedObject (reserved, not committed)
 //   <root>/stream-objects/<streamId>/<startOffset>     ObjectRef: per-stream object index
+//   <root>/garbage/<objectId>                          GarbageObject: out of metadata (compacted
+//                                                      or dead); its data is deleted after a delay
 //   <root>/producer-snapshots/<topic>/<partition>      producer state snapshot (JSON)
 //
 // Every change is one transaction guarded by compare-and-swap on the modRevision of what it
@@ -16,11 +18,16 @@
 
 import { randomUUID } from 'node:crypto';
 import { OffsetMismatchError, StreamFencedError } from '../storage/metadata.ts';
-import type { CommittedObject, ObjectRef, StreamMetadata, StreamRange, StreamState } from '../storage/metadata.ts';
+import type { CommittedObject, StreamMetadata, StreamRange, StreamState } from '../storage/metadata.ts';
+import { CompactionConflictError } from '../storage/objects/compaction.ts';
+import type { CompactionMetadata, ObjectSwap, StreamView } from '../storage/objects/compaction.ts';
+import type { GarbageObject, GcMetadata } from '../storage/objects/gc.ts';
+import type { RecordedObjectRef, RecordedRange } from '../storage/upload.ts';
 import { decodeJson, encodeJson } from './store.ts';
 import type { Compare, KeyValue, MetadataStore, TxnOp } from './store.ts';
 
-export { OffsetMismatchError, StreamFencedError };
+export { CompactionConflictError, OffsetMismatchError, StreamFencedError };
+export type { GarbageObject };
 
 export interface PartitionInfo {
   partition: number;
@@ -53,6 +60,8 @@ export interface StreamRecord extends StreamState {
 }
 
 export interface ObjectRecord extends CommittedObject {
+  /** With their stats (bytes, largest timestamp) when the writer recorded them. */
+  ranges: RecordedRange[];
   committedAtMs: number;
 }
 
@@ -135,7 +144,7 @@ type Attempt<T> = Promise<T | typeof RETRY>;
 const MAX_TOPIC_NAME_LENGTH = 249;
 const TOPIC_NAME = /^[a-zA-Z0-9._-]+$/;
 
-export class ClusterModel implements StreamMetadata {
+export class ClusterModel implements StreamMetadata, CompactionMetadata, GcMetadata {
   readonly store: MetadataStore;
   private readonly root: string;
   private readonly producerIdBlockSize: number;
@@ -384,7 +393,7 @@ export class ClusterModel implements StreamMetadata {
   }
 
   /** Objects holding offsets of [startOffset, endOffset) of the stream, in offset order. */
-  async getObjects(streamId: number, startOffset: number, endOffset: number, limit: number): Promise<ObjectRef[]> {
+  async getObjects(streamId: number, startOffset: number, endOffset: number, limit: number): Promise<RecordedObjectRef[]> {
     if (endOffset <= startOffset || limit <= 0) return [];
     const prefix = this.streamObjectsPrefix(streamId);
     // The object holding startOffset is the last one starting at or before it.
@@ -395,9 +404,9 @@ export class ClusterModel implements StreamMetadata {
     });
     let startKey = `${prefix}${pad(startOffset)}`;
     const holder = before.kvs[0];
-    if (holder !== undefined && decodeJson<ObjectRef>(holder.value).endOffset > startOffset) startKey = holder.key;
+    if (holder !== undefined && decodeJson<RecordedObjectRef>(holder.value).endOffset > startOffset) startKey = holder.key;
     const { kvs } = await this.store.range(prefix, { startKey, endKey: `${prefix}${pad(endOffset)}`, limit });
-    return kvs.map((kv) => decodeJson<ObjectRef>(kv.value));
+    return kvs.map((kv) => decodeJson<RecordedObjectRef>(kv.value));
   }
 
   async getObject(objectId: number): Promise<ObjectRecord | undefined> {
@@ -422,6 +431,169 @@ export class ClusterModel implements StreamMetadata {
       success: [{ type: 'delete', key }],
     });
     return result.succeeded;
+  }
+
+  // ---- compaction and garbage collection (CompactionMetadata, GcMetadata) ----
+
+  maxTxnOps(): number {
+    return this.store.limits.maxTxnOps;
+  }
+
+  /** Committed objects with ids above afterObjectId (-1: from the first), in id order. */
+  async listObjects(afterObjectId: number, limit: number): Promise<ObjectRecord[]> {
+    const prefix = `${this.root}/objects/`;
+    const startKey = afterObjectId < 0 ? prefix : this.objectKey(afterObjectId + 1);
+    const { kvs } = await this.store.range(prefix, { startKey, limit });
+    return kvs.map((kv) => decodeJson<ObjectRecord>(kv.value));
+  }
+
+  /** Every stream with its offsets, deleted ones included. */
+  async listStreamStates(): Promise<StreamView[]> {
+    return (await this.listStreams()).map((record) => ({ ...toStreamState(record), deleted: record.status === StreamStatus.deleted }));
+  }
+
+  /**
+   * Swaps committed objects for prepared ones in one transaction (see ObjectSwap). Compares the
+   * removed objects, the added objects' reservations and every stream involved by modRevision;
+   * a commit that only advanced a stream's end meanwhile makes it re-read and try again, while a
+   * trim, a new epoch or a deletion of a stream with added data, or a removed object gone, aborts
+   * with CompactionConflictError. Refuses (Error) a swap that would drop live offsets.
+   */
+  async compactObjects(swap: ObjectSwap): Promise<void> {
+    const removedIds = [...new Set(swap.removedObjectIds)];
+    if (removedIds.length === 0 || removedIds.length !== swap.removedObjectIds.length) {
+      throw new RangeError('compactObjects: removed object ids must be distinct and not empty');
+    }
+    for (const object of swap.addedObjects) validateRanges(object);
+    await this.retrying(`compact objects ${removedIds.join(',')}`, async () => {
+      const removedKvs = await Promise.all(removedIds.map((id) => this.store.get(this.objectKey(id))));
+      const preparedKvs = await Promise.all(swap.addedObjects.map((o) => this.store.get(this.preparedKey(o.objectId))));
+      removedKvs.forEach((kv, i) => {
+        if (kv === undefined) throw new CompactionConflictError(`object ${removedIds[i]} is no longer committed`);
+      });
+      preparedKvs.forEach((kv, i) => {
+        if (kv === undefined) throw new CompactionConflictError(`object ${swap.addedObjects[i]!.objectId} is no longer prepared`);
+      });
+      const removed = removedKvs.map((kv) => decodeJson<ObjectRecord>((kv as KeyValue).value));
+      const streamIds = new Set([...removed, ...swap.addedObjects].flatMap((o) => o.ranges.map((r) => r.streamId)));
+      const streamKvs = new Map(await Promise.all([...streamIds].map(async (id) => [id, await this.store.get(this.streamKey(id))] as const)));
+      checkSwap(removed, swap, streamKvs);
+      const compare: Compare[] = [...removedKvs, ...preparedKvs].map((kv) => modRevisionIs(kv as KeyValue));
+      for (const [streamId, kv] of streamKvs) {
+        compare.push(kv === undefined ? { key: this.streamKey(streamId), target: 'version', op: '=', value: 0 } : modRevisionIs(kv));
+      }
+      const success = this.swapOps(removed, swap);
+      if (success.length > this.maxTxnOps() || compare.length > this.maxTxnOps()) {
+        throw new RangeError(`compactObjects: ${success.length} ops and ${compare.length} compares exceed one transaction`);
+      }
+      const result = await this.store.txn({ compare, success });
+      return result.succeeded ? undefined : RETRY;
+    });
+  }
+
+  /**
+   * Takes the objects holding only trimmed or deleted data out of metadata, in as few
+   * transactions as fit; objects still holding live data, or gone, are skipped. Returns the ids
+   * taken out (now garbage due at deleteAfterMs).
+   */
+  async dropDeadObjects(objectIds: number[], deleteAfterMs: number): Promise<number[]> {
+    const dropped: number[] = [];
+    let pending = [...new Set(objectIds)];
+    while (pending.length > 0) {
+      const step = await this.retrying('drop dead objects', () => this.dropSomeDeadObjects(pending, deleteAfterMs));
+      dropped.push(...step.dropped);
+      pending = step.rest;
+    }
+    return dropped;
+  }
+
+  async listGarbageObjects(nowMs: number, limit: number): Promise<GarbageObject[]> {
+    const { kvs } = await this.store.range(`${this.root}/garbage/`);
+    return kvs
+      .map((kv) => decodeJson<GarbageObject>(kv.value))
+      .filter((g) => g.deleteAfterMs <= nowMs)
+      .slice(0, limit);
+  }
+
+  /** Drops garbage records (after their data was deleted). */
+  async forgetGarbageObjects(objectIds: number[]): Promise<void> {
+    const step = this.maxTxnOps();
+    for (let i = 0; i < objectIds.length; i += step) {
+      const success: TxnOp[] = objectIds.slice(i, i + step).map((id) => ({ type: 'delete', key: this.garbageKey(id) }));
+      await this.store.txn({ compare: [], success });
+    }
+  }
+
+  /** Ids named by any object record: committed, prepared or garbage. */
+  async knownObjectIds(): Promise<Set<number>> {
+    const ids = new Set<number>();
+    for (const kind of ['objects', 'prepared', 'garbage']) {
+      const prefix = `${this.root}/${kind}/`;
+      const { kvs } = await this.store.range(prefix);
+      for (const kv of kvs) ids.add(Number(kv.key.slice(prefix.length)));
+    }
+    return ids;
+  }
+
+  /** One transaction's worth of dropDeadObjects: as many dead objects of ids as fit. */
+  private async dropSomeDeadObjects(ids: number[], deleteAfterMs: number): Attempt<{ dropped: number[]; rest: number[] }> {
+    const limit = this.maxTxnOps();
+    const streams = new Map<number, StreamRecord | undefined>();
+    const compare: Compare[] = [];
+    const success: TxnOp[] = [];
+    const dropped: number[] = [];
+    let i = 0;
+    for (; i < ids.length; i++) {
+      const kv = await this.store.get(this.objectKey(ids[i]!));
+      if (kv === undefined) continue;
+      const record = decodeJson<ObjectRecord>(kv.value);
+      if (!(await this.holdsOnlyDeadData(record, streams))) continue;
+      const ops = this.garbageOps(record, deleteAfterMs);
+      if (ops.length > limit) throw new RangeError(`object ${record.objectId}: ${ops.length} ops do not fit one transaction`);
+      if (success.length + ops.length > limit || compare.length >= limit) break;
+      compare.push(modRevisionIs(kv));
+      success.push(...ops);
+      dropped.push(record.objectId);
+    }
+    if (dropped.length === 0) return { dropped, rest: ids.slice(i) };
+    const result = await this.store.txn({ compare, success });
+    return result.succeeded ? { dropped, rest: ids.slice(i) } : RETRY;
+  }
+
+  /** Every range is below its stream's start, or its stream is deleted or gone (both only grow). */
+  private async holdsOnlyDeadData(record: ObjectRecord, streams: Map<number, StreamRecord | undefined>): Promise<boolean> {
+    for (const range of record.ranges) {
+      if (!streams.has(range.streamId)) streams.set(range.streamId, await this.getStreamRecord(range.streamId));
+      const stream = streams.get(range.streamId);
+      if (stream !== undefined && stream.status !== StreamStatus.deleted && range.endOffset > stream.startOffset) return false;
+    }
+    return true;
+  }
+
+  /** Takes a committed object out: its record and index entries go, a garbage record comes. */
+  private garbageOps(record: ObjectRecord, deleteAfterMs: number, keepIndexKeys: ReadonlySet<string> = new Set()): TxnOp[] {
+    const garbage: GarbageObject = { objectId: record.objectId, key: record.key, sizeBytes: record.sizeBytes, deleteAfterMs };
+    const ops: TxnOp[] = [
+      { type: 'delete', key: this.objectKey(record.objectId) },
+      { type: 'put', key: this.garbageKey(record.objectId), value: encodeJson(garbage) },
+    ];
+    for (const range of record.ranges) {
+      if (range.endOffset > range.startOffset && !keepIndexKeys.has(this.indexKey(range))) ops.push({ type: 'delete', key: this.indexKey(range) });
+    }
+    return ops;
+  }
+
+  /** The success ops of a swap: removed objects to garbage, added ones committed and indexed. */
+  private swapOps(removed: readonly ObjectRecord[], swap: ObjectSwap): TxnOp[] {
+    const addedIndexKeys = new Set(swap.addedObjects.flatMap((o) => o.ranges.filter((r) => r.endOffset > r.startOffset).map((r) => this.indexKey(r))));
+    const ops = removed.flatMap((record) => this.garbageOps(record, swap.deleteAfterMs, addedIndexKeys));
+    const now = this.nowMs();
+    for (const object of swap.addedObjects) {
+      ops.push({ type: 'delete', key: this.preparedKey(object.objectId) });
+      ops.push({ type: 'put', key: this.objectKey(object.objectId), value: encodeJson(toObjectRecord(object, now)) });
+      for (const range of object.ranges) if (range.endOffset > range.startOffset) ops.push(this.indexPut(object, range));
+    }
+    return ops;
   }
 
   // ---- generic JSON values and producer snapshots ----
@@ -520,15 +692,21 @@ export class ClusterModel implements StreamMetadata {
     return { type: 'put', key: this.streamKey(record.streamId), value: encodeJson(record) };
   }
 
-  private indexPut(object: CommittedObject, range: StreamRange): TxnOp {
-    const ref: ObjectRef = {
+  private indexPut(object: CommittedObject, range: RecordedRange): TxnOp {
+    const ref: RecordedObjectRef = {
       objectId: object.objectId,
       key: object.key,
       sizeBytes: object.sizeBytes,
       startOffset: range.startOffset,
       endOffset: range.endOffset,
     };
-    return { type: 'put', key: `${this.streamObjectsPrefix(range.streamId)}${pad(range.startOffset)}`, value: encodeJson(ref) };
+    if (range.rangeBytes !== undefined) ref.rangeBytes = range.rangeBytes;
+    if (range.maxTimestampMs !== undefined) ref.maxTimestampMs = range.maxTimestampMs;
+    return { type: 'put', key: this.indexKey(range), value: encodeJson(ref) };
+  }
+
+  private indexKey(range: StreamRange): string {
+    return `${this.streamObjectsPrefix(range.streamId)}${pad(range.startOffset)}`;
   }
 
   private idKey(kind: string): string {
@@ -553,6 +731,10 @@ export class ClusterModel implements StreamMetadata {
 
   private preparedKey(objectId: number): string {
     return `${this.root}/prepared/${pad(objectId)}`;
+  }
+
+  private garbageKey(objectId: number): string {
+    return `${this.root}/garbage/${pad(objectId)}`;
   }
 
   private streamObjectsPrefix(streamId: number): string {
@@ -628,6 +810,67 @@ function validateRanges(object: CommittedObject): void {
     if (streams.has(range.streamId)) throw new RangeError(`object ${object.objectId}: stream ${range.streamId} twice`);
     streams.add(range.streamId);
   }
+}
+
+/**
+ * Checks a swap against the streams as they are now: data may be added only for a live stream
+ * still at its expected epoch and start (else CompactionConflictError), added ranges must lie in
+ * the removed ones without overlapping, and every live offset removed must be added back (else
+ * Error: the swap would lose data).
+ */
+function checkSwap(removed: readonly ObjectRecord[], swap: ObjectSwap, streamKvs: ReadonlyMap<number, KeyValue | undefined>): void {
+  const expected = new Map(swap.expectedStreams.map((e) => [e.streamId, e]));
+  for (const [streamId, kv] of streamKvs) {
+    const record = kv === undefined ? undefined : decodeJson<StreamRecord>(kv.value);
+    const live = record !== undefined && record.status !== StreamStatus.deleted;
+    const had = offsetRuns(removed.flatMap((o) => o.ranges.filter((r) => r.streamId === streamId)));
+    const added = swap.addedObjects.flatMap((o) => o.ranges.filter((r) => r.streamId === streamId && r.endOffset > r.startOffset));
+    if (added.length > 0) {
+      const plan = expected.get(streamId);
+      if (plan === undefined) throw new Error(`compactObjects: stream ${streamId} has added data but no expected state`);
+      if (!live) throw new CompactionConflictError(`stream ${streamId} was deleted`);
+      if (record.epoch !== plan.epoch || record.startOffset !== plan.startOffset) {
+        throw new CompactionConflictError(
+          `stream ${streamId} changed: epoch ${plan.epoch} → ${record.epoch}, start ${plan.startOffset} → ${record.startOffset}`,
+        );
+      }
+    }
+    const put = offsetRuns(added);
+    if (put.covered !== added.reduce((sum, r) => sum + r.endOffset - r.startOffset, 0)) {
+      throw new Error(`compactObjects: added ranges of stream ${streamId} overlap`);
+    }
+    for (const run of put.runs) {
+      if (!had.runs.some((h) => h.startOffset <= run.startOffset && run.endOffset <= h.endOffset)) {
+        throw new Error(`compactObjects: stream ${streamId} offsets ${run.startOffset}..${run.endOffset} are not in the removed objects`);
+      }
+    }
+    if (!live) continue;
+    for (const run of had.runs) {
+      const from = Math.max(run.startOffset, record.startOffset);
+      if (from >= run.endOffset) continue;
+      if (!put.runs.some((p) => p.startOffset <= from && run.endOffset <= p.endOffset)) {
+        throw new Error(`compactObjects: stream ${streamId} offsets ${from}..${run.endOffset} would be lost`);
+      }
+    }
+  }
+}
+
+/** Ranges merged into sorted runs of contiguous offsets, and the offsets they cover in all. */
+function offsetRuns(ranges: readonly StreamRange[]): { runs: { startOffset: number; endOffset: number }[]; covered: number } {
+  const sorted = ranges.filter((r) => r.endOffset > r.startOffset).sort((a, b) => a.startOffset - b.startOffset);
+  const runs: { startOffset: number; endOffset: number }[] = [];
+  let covered = 0;
+  for (const range of sorted) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && range.startOffset <= last.endOffset) {
+      covered += Math.max(0, range.endOffset - last.endOffset);
+      last.endOffset = Math.max(last.endOffset, range.endOffset);
+    } else {
+      runs.push({ startOffset: range.startOffset, endOffset: range.endOffset });
+      covered += range.endOffset - range.startOffset;
+    }
+  }
+  return { runs, covered };
 }
 
 function sameRanges(a: StreamRange[], b: StreamRange[]): boolean {

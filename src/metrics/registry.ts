@@ -33,11 +33,6 @@ export const produceBytesTotal = new Counter({
   help: 'Record batch bytes accepted by Produce.',
 });
 
-export const produceRecordBatchesTotal = new Counter({
-  name: 'wharf_produce_batches_total',
-  help: 'Record batches accepted by Produce.',
-});
-
 export const fetchBytesTotal = new Counter({
   name: 'wharf_fetch_bytes_total',
   help: 'Record batch bytes returned by Fetch.',

@@ -7,15 +7,17 @@
 //
 // Upload: when the durable unuploaded bytes pass uploadSizeBytes, every uploadIntervalMs, when
 // the WAL is under pressure, and on flush(): one round at a time freezes the durable unuploaded
-// batches of every stream, writes them as data objects (a stream set object, split at
-// maxObjectBytes), commits each (fenced by epoch), marks them uploaded in the cache and finally
-// trims the WAL to the end of the last record confirmed before the freeze. A failed round
-// leaves everything in place for the next one. A commit refused because a stream was re-opened
-// elsewhere (or deleted) fences that stream here: its cached data is dropped, its appends and
-// reads reject, and the round is retried without it.
+// batches of every stream, writes them as data objects (upload.ts: a stream with at least
+// streamSplitSizeBytes gets stream objects of its own, the rest share a stream set object; each
+// object at most maxObjectBytes), commits them in order (fenced by epoch), marks them uploaded in
+// the cache and finally trims the WAL to the end of the last record confirmed before the freeze.
+// A failed round leaves everything in place for the next one. A commit refused because a stream
+// was re-opened elsewhere (or deleted) fences that stream here: its cached data is dropped, its
+// appends and reads reject, and the round is retried without it.
 //
-// Read: from the log cache when it holds the offset, else from the objects listed by metadata
-// (readers' indexes kept in a small LRU); never past confirmedOffset.
+// Read: from the log cache when it holds the offset (tailing reads: no I/O), else a catch-up
+// read from the objects listed by metadata, through the block cache with read-ahead and on a
+// budget of its own (cache/read-ahead.ts); never past confirmedOffset.
 //
 // Recovery (start): replays the WAL from its trim offset. Each stream found is opened by this
 // node (epoch + 1); records below its committed end are skipped, the rest go back into the log
@@ -26,23 +28,21 @@
 import { log } from '../metrics/log.ts';
 import { LogCache } from './cache/log-cache.ts';
 import type { UnuploadedRange } from './cache/log-cache.ts';
+import { CatchUpReader } from './cache/read-ahead.ts';
 import { StreamFencedError } from './metadata.ts';
-import type { ObjectRef, StreamMetadata, StreamState } from './metadata.ts';
-import { DataObjectReader } from './objects/format.ts';
+import type { StreamMetadata, StreamState } from './metadata.ts';
 import type { ObjectStore } from './objectstore/objectstore.ts';
 import { streamAppendBytesTotal, uploadFailuresTotal } from './storage-metrics.ts';
 import { OffsetOutOfRangeError } from './stream.ts';
 import type { AppendRequest, ReadResult, Stream, StreamStorage } from './stream.ts';
-import { planObjects, uploadObject } from './upload.ts';
+import { DEFAULT_STREAM_SPLIT_SIZE_BYTES, planObjects, uploadObjects } from './upload.ts';
 import type { ObjectUploadContext } from './upload.ts';
 import type { WriteAheadLog } from './wal/wal.ts';
 
 export const DEFAULT_UPLOAD_INTERVAL_MS = 5_000;
 export const DEFAULT_UPLOAD_SIZE_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_OBJECT_READER_CACHE_SIZE = 64;
+export const DEFAULT_OBJECT_READER_CACHE_SIZE = 4096;
 export const DEFAULT_PREPARE_TTL_MS = 10 * 60 * 1000;
-/** Objects asked of metadata per read from objects. */
-const OBJECTS_PER_READ = 8;
 /** Attempts of one upload round after commit conflicts (fencing, offset mismatch). */
 const UPLOAD_CONFLICT_ATTEMPTS = 4;
 /** Upload attempts while recovering before start() gives up (the WAL keeps the data). */
@@ -62,12 +62,24 @@ export interface StreamStorageOptions {
   uploadSizeBytes?: number;
   /** Largest object one upload writes (a round may write several); default 2 × uploadSizeBytes. */
   maxObjectBytes?: number;
+  /** Streams with at least this many bytes in a round get stream objects of their own; default 16 MiB. */
+  streamSplitSizeBytes?: number;
   /** Prepended to object keys (e.g. "cluster-a/"); default "". */
   objectKeyPrefix?: string;
   /** Data block size inside objects; default the format's (1 MiB). */
   objectBlockSizeBytes?: number;
-  /** Opened object readers (their indexes) kept for reads; default 64. */
+  /** Opened objects (their parsed indexes) kept for reads; default 4096. */
   objectReaderCacheSize?: number;
+  /** Bound of the parsed object indexes kept; default 16 MiB. */
+  objectIndexCacheSizeBytes?: number;
+  /** Bound of the block cache (data blocks of objects, for catch-up reads); default 256 MiB. */
+  blockCacheSizeBytes?: number;
+  /** Read-ahead window of a sequential catch-up reader: first size (default 512 KiB) and cap (default 32 MiB). */
+  readAheadInitialBytes?: number;
+  readAheadMaxBytes?: number;
+  /** Catch-up budget: object-store GETs at once (default 8) and their bytes in flight (default 64 MiB). */
+  catchUpMaxConcurrentGets?: number;
+  catchUpMaxInflightBytes?: number;
   prepareTtlMs?: number;
 }
 
@@ -81,13 +93,14 @@ export class StreamStorageImpl implements StreamStorage {
   private readonly uploadIntervalMs: number;
   private readonly uploadSizeBytes: number;
   private readonly maxObjectBytes: number;
-  private readonly readerCacheSize: number;
+  private readonly streamSplitSizeBytes: number;
   private readonly uploadContext: ObjectUploadContext;
 
   /** Streams owned here (open, or being recovered). */
   private readonly streams = new Map<number, StreamImpl>();
   private readonly opening = new Set<number>();
-  private readonly readers = new Map<number, Promise<DataObjectReader>>();
+  /** Reads that miss the log cache: block cache, read-ahead, catch-up budget. Exposed for tests. */
+  readonly catchUp: CatchUpReader;
   private state: 'new' | 'recovering' | 'running' | 'stopped' = 'new';
   private timer: NodeJS.Timeout | undefined;
   /** End of the last WAL record confirmed durable (any stream). */
@@ -108,7 +121,18 @@ export class StreamStorageImpl implements StreamStorage {
     this.uploadIntervalMs = options.uploadIntervalMs ?? DEFAULT_UPLOAD_INTERVAL_MS;
     this.uploadSizeBytes = options.uploadSizeBytes ?? DEFAULT_UPLOAD_SIZE_BYTES;
     this.maxObjectBytes = options.maxObjectBytes ?? 2 * this.uploadSizeBytes;
-    this.readerCacheSize = options.objectReaderCacheSize ?? DEFAULT_OBJECT_READER_CACHE_SIZE;
+    this.streamSplitSizeBytes = options.streamSplitSizeBytes ?? DEFAULT_STREAM_SPLIT_SIZE_BYTES;
+    this.catchUp = new CatchUpReader({
+      metadata: options.metadata,
+      objectStore: options.objectStore,
+      blockCacheSizeBytes: options.blockCacheSizeBytes,
+      indexCacheSizeBytes: options.objectIndexCacheSizeBytes,
+      indexCacheMaxObjects: options.objectReaderCacheSize ?? DEFAULT_OBJECT_READER_CACHE_SIZE,
+      readAheadInitialBytes: options.readAheadInitialBytes,
+      readAheadMaxBytes: options.readAheadMaxBytes,
+      maxConcurrentGets: options.catchUpMaxConcurrentGets,
+      maxInflightBytes: options.catchUpMaxInflightBytes,
+    });
     this.uploadContext = {
       metadata: options.metadata,
       objectStore: options.objectStore,
@@ -116,8 +140,8 @@ export class StreamStorageImpl implements StreamStorage {
       blockSizeBytes: options.objectBlockSizeBytes,
       prepareTtlMs: options.prepareTtlMs ?? DEFAULT_PREPARE_TTL_MS,
     };
-    if (this.uploadSizeBytes <= 0 || this.maxObjectBytes <= 0 || this.uploadIntervalMs <= 0) {
-      throw new RangeError('uploadSizeBytes, maxObjectBytes and uploadIntervalMs must be positive');
+    if (this.uploadSizeBytes <= 0 || this.maxObjectBytes <= 0 || this.uploadIntervalMs <= 0 || this.streamSplitSizeBytes <= 0) {
+      throw new RangeError('uploadSizeBytes, maxObjectBytes, streamSplitSizeBytes and uploadIntervalMs must be positive');
     }
   }
 
@@ -242,35 +266,8 @@ export class StreamStorageImpl implements StreamStorage {
   }
 
   /** @internal Whole batches from objects, from the one holding startOffset, none past endLimit. */
-  async readObjects(stream: StreamImpl, startOffset: number, maxBytes: number, endLimit: number): Promise<ReadResult> {
-    const batches: Buffer[] = [];
-    let bytes = 0;
-    let next = startOffset;
-    const done = (): ReadResult => {
-      // Below the cache and yet in no object: metadata and cache disagree.
-      if (batches.length === 0) throw new Error(`stream ${stream.streamId}: offset ${startOffset} is neither cached nor in an object`);
-      return { batches, nextOffset: next };
-    };
-    for (;;) {
-      const before = next;
-      const refs = await this.metadata.getObjects(stream.streamId, next, endLimit, OBJECTS_PER_READ);
-      for (const ref of refs) {
-        if (ref.endOffset <= next) continue;
-        if (ref.startOffset > next) return done(); // no object holds `next`
-        const reader = await this.openReader(ref);
-        const read = await reader.readRange(stream.streamId, next, Math.max(1, maxBytes - bytes));
-        for (const batch of read.batches) {
-          const end = batchEndOffset(batch);
-          if (end > endLimit || (batches.length > 0 && bytes + batch.length > maxBytes)) return done();
-          batches.push(batch);
-          bytes += batch.length;
-          next = end;
-        }
-        // Stop unless this object was read to its end and more is wanted.
-        if (next < ref.endOffset || bytes >= maxBytes || next >= endLimit) return done();
-      }
-      if (refs.length < OBJECTS_PER_READ || next === before) return done();
-    }
+  readObjects(stream: StreamImpl, startOffset: number, maxBytes: number, endLimit: number): Promise<ReadResult> {
+    return this.catchUp.read(stream.streamId, startOffset, maxBytes, endLimit);
   }
 
   // ---- upload ----
@@ -321,10 +318,13 @@ export class StreamStorageImpl implements StreamStorage {
       const trimTo = this.confirmedWalEnd;
       const { ranges, epochs } = this.freeze();
       try {
-        for (const parts of planObjects(ranges, (id) => epochs.get(id)!, this.maxObjectBytes)) {
-          const committed = await uploadObject(this.uploadContext, parts);
+        const plan = planObjects(ranges, (id) => epochs.get(id)!, {
+          maxObjectBytes: this.maxObjectBytes,
+          streamSplitSizeBytes: this.streamSplitSizeBytes,
+        });
+        await uploadObjects(this.uploadContext, plan, (committed) => {
           for (const range of committed.ranges) this.cache.markUploaded(range.streamId, range.endOffset);
-        }
+        });
       } catch (err) {
         if (attempt >= UPLOAD_CONFLICT_ATTEMPTS || !isCommitConflict(err)) throw err;
         log.info({ err: (err as Error).message }, 'upload commit refused; reconciling with metadata');
@@ -461,21 +461,6 @@ export class StreamStorageImpl implements StreamStorage {
         await new Promise((resolve) => setTimeout(resolve, RECOVERY_RETRY_BASE_MS * 2 ** attempt));
       }
     }
-  }
-
-  // ---- object readers ----
-
-  private openReader(ref: ObjectRef): Promise<DataObjectReader> {
-    let reader = this.readers.get(ref.objectId);
-    if (reader !== undefined) {
-      this.readers.delete(ref.objectId); // re-insert: most recently used last
-    } else {
-      reader = DataObjectReader.open(this.objectStore, ref.key, ref.sizeBytes);
-      reader.catch(() => this.readers.delete(ref.objectId));
-    }
-    this.readers.set(ref.objectId, reader);
-    while (this.readers.size > this.readerCacheSize) this.readers.delete(this.readers.keys().next().value!);
-    return reader;
   }
 }
 

@@ -1,11 +1,13 @@
 // Runs before the test suite (`npm test`): the end-to-end tests drive the broker with real
 // Kafka clients from Debian: kcat and confluent-kafka-python (only importable by
-// /usr/bin/python3). When they are missing, install them as root, or stop at once with the
-// exact command to run.
+// /usr/bin/python3), and remote-write tests run Debian's Prometheus server. When they are
+// missing, install them as root, or stop at once with the exact command to run.
 
 import { spawnSync } from 'node:child_process';
 
 const PACKAGES = ['kcat', 'python3-confluent-kafka'];
+/** Installed with --no-install-recommends (Prometheus would otherwise pull in node-exporter and more). */
+const PACKAGES_WITHOUT_RECOMMENDS = ['prometheus'];
 const MIN_NODE_MAJOR = 24;
 
 interface Requirement {
@@ -21,6 +23,10 @@ const requirements: Requirement[] = [
   {
     what: 'confluent_kafka importable by /usr/bin/python3',
     check: () => spawnSync('/usr/bin/python3', ['-c', 'import confluent_kafka'], { stdio: 'ignore' }).status === 0,
+  },
+  {
+    what: 'prometheus at /usr/bin/prometheus',
+    check: () => spawnSync('/usr/bin/prometheus', ['--version'], { stdio: 'ignore' }).status === 0,
   },
 ];
 
@@ -49,21 +55,40 @@ if (nodeMajor < MIN_NODE_MAJOR) {
   process.exit(1);
 }
 
+/**
+ * Debian's package enables and starts a prometheus service on :9090; tests start their own on
+ * free ports, so stop and disable it (best effort: containers often have no init system).
+ */
+function stopPackagedPrometheus(): void {
+  for (const [command, args] of [
+    ['systemctl', ['disable', '--now', 'prometheus']],
+    ['update-rc.d', ['prometheus', 'disable']],
+    ['service', ['prometheus', 'stop']],
+  ] as const) {
+    spawnSync(command, [...args], { stdio: 'ignore' });
+  }
+}
+
 let absent = missing();
 if (absent.length > 0) {
-  const installCommand = `apt-get install -y ${PACKAGES.join(' ')}`;
+  const installCommands = [
+    `apt-get install -y ${PACKAGES.join(' ')}`,
+    `apt-get install -y --no-install-recommends ${PACKAGES_WITHOUT_RECOMMENDS.join(' ')}`,
+  ];
   if (process.getuid?.() === 0) {
-    console.log(`preflight: missing ${absent.join(', ')}; installing ${PACKAGES.join(', ')}`);
+    console.log(`preflight: missing ${absent.join(', ')}; installing ${[...PACKAGES, ...PACKAGES_WITHOUT_RECOMMENDS].join(', ')}`);
     run('apt-get', ['update']);
     run('apt-get', ['install', '-y', ...PACKAGES]);
+    run('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES_WITHOUT_RECOMMENDS]);
+    stopPackagedPrometheus();
     absent = missing();
     if (absent.length > 0) {
-      console.error(`preflight: still missing after \`${installCommand}\`: ${absent.join(', ')}`);
+      console.error(`preflight: still missing after \`${installCommands.join(' && ')}\`: ${absent.join(', ')}`);
       process.exit(1);
     }
   } else {
-    console.error(`preflight: the tests need ${absent.join(' and ')}. Install them with:\n\n  sudo ${installCommand}\n`);
+    console.error(`preflight: the tests need ${absent.join(' and ')}. Install them with:\n\n  ${installCommands.map((c) => `sudo ${c}`).join(' && ')}\n`);
     process.exit(1);
   }
 }
-console.log('preflight: kcat and confluent-kafka-python are present');
+console.log('preflight: kcat, confluent-kafka-python and prometheus are present');

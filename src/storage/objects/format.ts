@@ -54,6 +54,9 @@ const TWO_POW_32 = 2 ** 32;
 const MIN_BATCH_SIZE_BYTES = 61;
 const BATCH_LENGTH_FIELD_END = 12;
 const LAST_OFFSET_DELTA_POSITION = 23;
+/** Memory of a parsed index: 4 Float64Array + 2 Uint32Array slots per block, and the object. */
+const PARSED_ENTRY_BYTES = 4 * 8 + 2 * 4;
+const READER_OVERHEAD_BYTES = 512;
 
 export interface StreamRange {
   streamId: number;
@@ -321,6 +324,20 @@ export class DataObjectReader {
     sizeBytes: number,
     options: { tailReadBytes?: number } = {},
   ): Promise<DataObjectReader> {
+    return (await DataObjectReader.openWithTail(store, key, sizeBytes, options)).reader;
+  }
+
+  /**
+   * open(), also handing back the tail it read: bytes [tailStart, sizeBytes) of the object. A
+   * caller that asks for a tail reaching into the data blocks (up to the whole object) gets
+   * those blocks with the same GET; blockInTail() cuts them out.
+   */
+  static async openWithTail(
+    store: ObjectStore,
+    key: string,
+    sizeBytes: number,
+    options: { tailReadBytes?: number } = {},
+  ): Promise<{ reader: DataObjectReader; tail: Buffer; tailStart: number }> {
     const fail = (detail: string): never => {
       throw new CorruptDataObjectError(key, detail);
     };
@@ -337,7 +354,7 @@ export class DataObjectReader {
       index = await store.get(key, { start: indexPosition, endExclusive: indexPosition + indexLength });
       if (index.length !== indexLength) fail(`short read of the index`);
     }
-    return new DataObjectReader(store, key, sizeBytes, index);
+    return { reader: new DataObjectReader(store, key, sizeBytes, index), tail, tailStart };
   }
 
   get blockCount(): number {
@@ -366,6 +383,69 @@ export class DataObjectReader {
       else ranges.push({ streamId: this.streamIds[i]!, startOffset: this.startOffsets[i]!, endOffset: this.endOffsets[i]! });
     }
     return ranges;
+  }
+
+  /** Stream id of block i. */
+  blockStreamId(i: number): number {
+    if (!(i >= 0 && i < this.blockCount)) throw new RangeError(`block ${i} of ${this.blockCount}`);
+    return this.streamIds[i]!;
+  }
+
+  /** About how much memory this reader's parsed index takes (for caches bounded in bytes). */
+  get memoryBytes(): number {
+    return READER_OVERHEAD_BYTES + this.blockCount * PARSED_ENTRY_BYTES;
+  }
+
+  /**
+   * The block of the stream holding offset, or else the stream's first block after it; -1 when
+   * the stream has no block ending past offset in this object.
+   */
+  findBlock(streamId: number, offset: number): number {
+    const i = this.firstBlockEndingAfter(streamId, offset);
+    return i < this.blockCount && this.streamIds[i] === streamId ? i : -1;
+  }
+
+  /**
+   * One ranged GET of blocks first..last (inclusive, in index order); returns each block as a
+   * slice of the one buffer read.
+   */
+  async readBlocks(first: number, last: number): Promise<Buffer[]> {
+    if (!(first >= 0 && first <= last && last < this.blockCount)) {
+      throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
+    }
+    const start = this.positions[first]!;
+    const end = this.positions[last]! + this.blockSizes[last]!;
+    const span = await this.store.get(this.key, { start, endExclusive: end });
+    if (span.length !== end - start) {
+      throw new CorruptDataObjectError(this.key, `blocks at ${start}: read ${span.length} of ${end - start} bytes`);
+    }
+    const blocks: Buffer[] = [];
+    for (let i = first; i <= last; i++) {
+      const at = this.positions[i]! - start;
+      blocks.push(span.subarray(at, at + this.blockSizes[i]!));
+    }
+    return blocks;
+  }
+
+  /** Block i cut out of a tail read by openWithTail, when the tail holds all of it. */
+  blockInTail(i: number, tail: Buffer, tailStart: number): Buffer | undefined {
+    if (!(i >= 0 && i < this.blockCount)) throw new RangeError(`block ${i} of ${this.blockCount}`);
+    const at = this.positions[i]! - tailStart;
+    if (at < 0 || at + this.blockSizes[i]! > tail.length) return undefined;
+    return tail.subarray(at, at + this.blockSizes[i]!);
+  }
+
+  /**
+   * Walks the batches of block i (its bytes as read), checking them against the index entry:
+   * framing, order, first offset, and (when walked to the end) batch count and end offset.
+   * visit gets each batch (a slice) and its end offset, and returns false to stop.
+   */
+  forEachBlockBatch(i: number, block: Buffer, visit: (batch: Buffer, endOffset: number) => boolean): void {
+    const entry = this.entry(i);
+    if (block.length !== entry.sizeBytes) {
+      throw new CorruptDataObjectError(this.key, `block at ${entry.position}: ${block.length} bytes, the index says ${entry.sizeBytes}`);
+    }
+    this.checkedBatches(block, entry, visit);
   }
 
   /**

@@ -1,0 +1,184 @@
+// Catch-up read throughput: stream storage on the local object store, ~1 GiB of batches of 1 KiB
+// records across 8 streams appended (through the file WAL) and uploaded to objects with the
+// default upload policy; then a fresh storage (another node: empty log cache, empty block
+// cache, empty WAL) reads every stream from offset 0, 1 MiB a read, as a Kafka consumer would:
+//   - sequential: one stream after the other (one consumer);
+//   - parallel: the 8 streams at once (8 consumers), on another fresh storage.
+// Counts object-store GETs (tails and data) per GiB read. Prints a table for people and one JSON
+// line per figure: {"bench", "metric", "value", "unit"}.
+//
+//   node bench/catchup.ts            (BENCH_CATCHUP_MIB=1024 sets the data size)
+//
+// The objects were just written: they are most likely in the OS page cache, so this measures
+// Wharf's read path (GET planning, block cache, read-ahead, batch walking), not the disk.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { ClusterModel } from '../src/metadata/cluster-model.ts';
+import { EmbeddedMetadataStore } from '../src/metadata/embedded.ts';
+import { LocalObjectStore } from '../src/storage/objectstore/local.ts';
+import type { ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objectstore/objectstore.ts';
+import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
+import type { Stream } from '../src/storage/stream.ts';
+import { FileWal } from '../src/storage/wal/file-wal.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const MiB = 1024 * 1024;
+const TOTAL_BYTES = Number(process.env.BENCH_CATCHUP_MIB ?? 1024) * MiB;
+const STREAMS = 8;
+const RECORD_BYTES = 1024;
+const RECORDS_PER_BATCH = 16;
+/** A v2 batch: 61-byte header, then records (1 KiB each, framing included). */
+const BATCH_BYTES = 61 + RECORDS_PER_BATCH * RECORD_BYTES;
+const READ_MAX_BYTES = MiB;
+/** Appends in flight per stream while loading. */
+const APPEND_WINDOW = 64;
+
+interface Figure { bench: string; metric: string; value: number; unit: string }
+const figures: Figure[] = [];
+function report(metric: string, value: number, unit: string): void {
+  const figure = { bench: 'catchup', metric, value: Math.round(value * 1000) / 1000, unit };
+  figures.push(figure);
+  console.log(JSON.stringify(figure));
+}
+
+/** Counts GETs and bytes read on the way to the local store. */
+class CountingStore implements ObjectStore {
+  gets = 0;
+  bytesRead = 0;
+  private readonly inner: ObjectStore;
+  constructor(inner: ObjectStore) {
+    this.inner = inner;
+  }
+  put(key: string, body: ObjectBody): Promise<void> {
+    return this.inner.put(key, body);
+  }
+  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
+    this.gets++;
+    const body = await this.inner.get(key, range);
+    this.bytesRead += body.length;
+    return body;
+  }
+  head(key: string): Promise<ObjectInfo | undefined> {
+    return this.inner.head(key);
+  }
+  list(prefix: string): Promise<ObjectInfo[]> {
+    return this.inner.list(prefix);
+  }
+  delete(keys: string[]): Promise<void> {
+    return this.inner.delete(keys);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** A batch frame shaped like Kafka v2 (the storage never decodes records): a few templates, re-headed. */
+const templates = Array.from({ length: 16 }, () => randomBytes(BATCH_BYTES));
+function batchAt(baseOffset: number, n: number): Buffer {
+  const batch = Buffer.from(templates[n % templates.length]!);
+  batch.writeBigInt64BE(BigInt(baseOffset), 0);
+  batch.writeInt32BE(BATCH_BYTES - 12, 8);
+  batch.writeInt8(2, 16);
+  batch.writeInt32BE(RECORDS_PER_BATCH - 1, 23);
+  return batch;
+}
+
+let nextNodeId = 1;
+async function newStorage(dir: string, metadata: ClusterModel, store: ObjectStore): Promise<{ storage: StreamStorageImpl; wal: FileWal }> {
+  const nodeId = nextNodeId++;
+  const wal = await FileWal.open({ path: path.join(dir, `wal-${nodeId}`), capacityBytes: 512 * MiB, nodeId });
+  const storage = new StreamStorageImpl({ nodeId, wal, metadata, objectStore: store });
+  await storage.start();
+  return { storage, wal };
+}
+
+async function load(stream: Stream, bytes: number): Promise<void> {
+  const inFlight = new Set<Promise<void>>();
+  for (let n = 0, written = 0; written < bytes; n++, written += BATCH_BYTES) {
+    const append = stream.append({ baseOffset: stream.nextOffset(), offsetCount: RECORDS_PER_BATCH, batch: batchAt(stream.nextOffset(), n) });
+    inFlight.add(append);
+    void append.finally(() => inFlight.delete(append));
+    if (inFlight.size >= APPEND_WINDOW) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+}
+
+/** Reads the stream from 0 to its end; checks the offsets follow on; returns the bytes read. */
+async function readStream(stream: Stream): Promise<number> {
+  let bytes = 0;
+  for (let next = 0; next < stream.confirmedOffset(); ) {
+    const result = await stream.read(next, READ_MAX_BYTES);
+    for (const batch of result.batches) {
+      if (Number(batch.readBigInt64BE(0)) !== next) throw new Error(`stream ${stream.streamId}: batch at ${batch.readBigInt64BE(0)}, expected ${next}`);
+      next += RECORDS_PER_BATCH;
+      bytes += batch.length;
+    }
+    if (next !== result.nextOffset) throw new Error(`stream ${stream.streamId}: nextOffset ${result.nextOffset}, expected ${next}`);
+  }
+  return bytes;
+}
+
+async function measure(name: string, dir: string, metadata: ClusterModel, store: CountingStore, streamIds: number[], parallel: boolean): Promise<void> {
+  const { storage, wal } = await newStorage(dir, metadata, store);
+  const streams: Stream[] = [];
+  for (const id of streamIds) streams.push(await storage.openStream(id));
+  const getsBefore = store.gets;
+  const bytesBefore = store.bytesRead;
+  const start = performance.now();
+  let bytes = 0;
+  if (parallel) {
+    for (const b of await Promise.all(streams.map((stream) => readStream(stream)))) bytes += b;
+  } else {
+    for (const stream of streams) bytes += await readStream(stream);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const gets = store.gets - getsBefore;
+  const gib = bytes / 2 ** 30;
+  report(`${name}_mib_s`, bytes / MiB / seconds, 'MiB/s');
+  report(`${name}_gets_per_gib`, gets / gib, 'GETs/GiB');
+  report(`${name}_get_bytes_per_byte_read`, (store.bytesRead - bytesBefore) / bytes, 'ratio');
+  const cache = storage.catchUp.blockCache.stats();
+  report(`${name}_block_cache_hit_ratio`, cache.hits / Math.max(1, cache.hits + cache.misses), 'ratio');
+  report(`${name}_read_ahead_evicted_unread`, cache.evictedUnread, 'blocks');
+  for (const stream of streams) await stream.close();
+  await storage.shutdown();
+  await wal.close().catch(() => {});
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(path.join(REPO, '.tmp-bench-catchup-'));
+  const metadataStore = await EmbeddedMetadataStore.open(path.join(dir, 'metadata'));
+  try {
+    const metadata = new ClusterModel(metadataStore);
+    const store = new CountingStore(new LocalObjectStore(path.join(dir, 'objects')));
+    console.log(`# catch-up: ${TOTAL_BYTES / MiB} MiB of ${RECORD_BYTES} B records (${RECORDS_PER_BATCH} a batch) in ${STREAMS} streams, local object store in ${dir}`);
+
+    const loadStart = performance.now();
+    const writer = await newStorage(dir, metadata, store);
+    const streams: Stream[] = [];
+    for (let s = 0; s < STREAMS; s++) streams.push(await writer.storage.createStream());
+    await Promise.all(streams.map((stream) => load(stream, TOTAL_BYTES / STREAMS)));
+    await writer.storage.flush();
+    for (const stream of streams) await stream.close();
+    await writer.storage.shutdown();
+    await writer.wal.close().catch(() => {});
+    const objects = (await store.list('objects/')).length;
+    const loadSeconds = (performance.now() - loadStart) / 1000;
+    report('load_mib_s', TOTAL_BYTES / MiB / loadSeconds, 'MiB/s');
+    report('objects', objects, 'objects');
+
+    const streamIds = streams.map((stream) => stream.streamId);
+    await measure('sequential', dir, metadata, store, streamIds, false);
+    await measure('parallel', dir, metadata, store, streamIds, true);
+
+    console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
+    for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+  } finally {
+    await metadataStore.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,166 @@
+// Object WAL bench: produce latency and throughput of a single-node Wharf whose WAL is the object
+// store (wal.kind=object), against s3rver on loopback, driven by the librdkafka producer at a
+// fixed rate (default 20 MiB/s: goal p99 ≤ 300 ms with the default 250 ms batching interval).
+// Prints one JSON line per figure ({"bench", "metric", "value", "unit"}) and a table.
+//
+//   node bench/object-wal.ts
+//   BENCH_RATE_MIB_S=20 BENCH_PRODUCE_SECONDS=20 WHARF_WAL_OBJECT_INTERVAL_MS=250 node bench/object-wal.ts
+//   BENCH_PRODUCER_SCRIPT=<a variant of bench/rdkafka_producer.py>   (e.g. without idempotence)
+//
+// s3rver, the broker and the producer share the machine's cores: run it on an otherwise idle
+// machine (the load average is printed) or the PUT latencies measure the neighbours.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
+import { startS3rver, type S3rverHandle } from '../test/helpers/s3rver.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const PYTHON = '/usr/bin/python3';
+const RECORD_BYTES = 1024;
+const PARTITIONS = 8;
+const BENCH = 'object_wal';
+const PRODUCE_SECONDS = Number(process.env.BENCH_PRODUCE_SECONDS ?? 15);
+const RATE_MIB_S = Number(process.env.BENCH_RATE_MIB_S ?? 20);
+const INTERVAL_MS = process.env.WHARF_WAL_OBJECT_INTERVAL_MS ?? '250';
+const PRODUCER_SCRIPT = process.env.BENCH_PRODUCER_SCRIPT ?? path.join(REPO, 'bench/rdkafka_producer.py');
+
+interface Figure { bench: string; metric: string; value: number; unit: string }
+const figures: Figure[] = [];
+function report(metric: string, value: number, unit: string): void {
+  const figure = { bench: BENCH, metric, value: Math.round(value * 1000) / 1000, unit };
+  figures.push(figure);
+  console.log(JSON.stringify(figure));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startBroker(dataDir: string, s3: S3rverHandle): Promise<{ child: ChildProcess; bootstrap: string; httpPort: number }> {
+  const kafkaPort = await freePort();
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      WHARF_CONFIG: '',
+      WHARF_DATA_DIR: dataDir,
+      WHARF_HOST: '127.0.0.1',
+      WHARF_KAFKA_PORT: String(kafkaPort),
+      WHARF_HTTP_PORT: String(httpPort),
+      WHARF_OTLP_ENABLE: 'false',
+      WHARF_NUM_PARTITIONS: String(PARTITIONS),
+      WHARF_LOG_LEVEL: 'warn',
+      WHARF_WAL_KIND: 'object',
+      WHARF_WAL_OBJECT_INTERVAL_MS: INTERVAL_MS,
+      WHARF_OBJECT_STORE: 's3',
+      WHARF_S3_ENDPOINT: s3.endpoint,
+      WHARF_S3_BUCKET: s3.bucket,
+      WHARF_S3_REGION: s3.region,
+      WHARF_S3_ACCESS_KEY_ID: s3.accessKeyId,
+      WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      WHARF_S3_FORCE_PATH_STYLE: 'true',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
+    if (ok) return { child, bootstrap: `127.0.0.1:${kafkaPort}`, httpPort };
+    if (child.exitCode !== null) break;
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error('broker did not become ready');
+}
+
+interface ProducerResult { records: number; errors: number; bytes: number; seconds: number; latency_ms: { p50: number; p99: number; max: number } }
+
+function runProducer(bootstrap: string, topic: string, durationS: number, rateMiBs: number): ProducerResult {
+  const out = execFileSync(PYTHON, [PRODUCER_SCRIPT, bootstrap, topic, String(durationS), String(rateMiBs), String(RECORD_BYTES)], {
+    encoding: 'utf8', maxBuffer: 1 << 20, timeout: (durationS + 120) * 1000,
+  });
+  const result = JSON.parse(out.trim().split('\n').pop()!) as ProducerResult;
+  if (result.errors > 0) throw new Error(`${result.errors} produce errors`);
+  return result;
+}
+
+/** Sums of the broker's /metrics samples, per selector: a metric name, optionally with `{label="value"`. */
+async function metricSums(httpPort: number, selectors: string[]): Promise<Map<string, number>> {
+  // Retried once: a keep-alive socket the server closed meanwhile fails the first attempt.
+  const get = async (): Promise<string> => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const text = await get().catch(get);
+  const sums = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    for (const selector of selectors) {
+      const [name, label] = selector.split('{');
+      if (line.split(/[{ ]/)[0] !== name || (label !== undefined && !line.includes(label))) continue;
+      sums.set(selector, (sums.get(selector) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+  }
+  return sums;
+}
+
+const PRODUCE_COUNT = 'wharf_kafka_request_duration_seconds_count{api="Produce"';
+const PRODUCE_SUM = 'wharf_kafka_request_duration_seconds_sum{api="Produce"';
+const METRICS = [
+  'wharf_object_wal_put_duration_seconds_count',
+  'wharf_object_wal_put_duration_seconds_sum',
+  'wharf_object_wal_put_bytes_total',
+  'wharf_process_resident_memory_bytes',
+  PRODUCE_COUNT,
+  PRODUCE_SUM,
+];
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'wharf-bench-object-wal-'));
+  const s3 = await startS3rver({ bucket: 'wharf-bench' });
+  try {
+    const broker = await startBroker(path.join(work, 'data'), s3);
+    try {
+      console.log(`# object WAL against s3rver: ${path.basename(PRODUCER_SCRIPT)} (acks=all), ${RECORD_BYTES} B records, ${PARTITIONS} partitions, ` +
+        `${RATE_MIB_S} MiB/s for ${PRODUCE_SECONDS} s, wal.object.interval.ms=${INTERVAL_MS}; ` +
+        `load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.availableParallelism()} CPUs`);
+      runProducer(broker.bootstrap, 'bench-object-wal', 3, RATE_MIB_S); // warm-up, creates the topic
+      const before = await metricSums(broker.httpPort, METRICS);
+      const paced = runProducer(broker.bootstrap, 'bench-object-wal', PRODUCE_SECONDS, RATE_MIB_S);
+      const after = await metricSums(broker.httpPort, METRICS);
+      const delta = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+      const puts = delta('wharf_object_wal_put_duration_seconds_count');
+      report('produce_throughput_mib_s', paced.bytes / paced.seconds / 2 ** 20, 'MiB/s');
+      report('produce_p50_ms', paced.latency_ms.p50, 'ms');
+      report('produce_p99_ms', paced.latency_ms.p99, 'ms');
+      report('produce_max_ms', paced.latency_ms.max, 'ms');
+      report('wal_puts_per_s', puts / paced.seconds, 'PUT/s');
+      report('wal_put_mean_ms', puts > 0 ? (delta('wharf_object_wal_put_duration_seconds_sum') / puts) * 1000 : NaN, 'ms');
+      report('wal_mean_object_mib', puts > 0 ? delta('wharf_object_wal_put_bytes_total') / puts / 2 ** 20 : NaN, 'MiB');
+      const requests = delta(PRODUCE_COUNT);
+      report('produce_requests_per_s', requests / paced.seconds, 'req/s');
+      report('produce_request_mean_ms', requests > 0 ? (delta(PRODUCE_SUM) / requests) * 1000 : NaN, 'ms');
+      report('broker_rss_mib', (after.get('wharf_process_resident_memory_bytes') ?? NaN) / 2 ** 20, 'MiB');
+    } finally {
+      broker.child.kill('SIGTERM');
+      await new Promise((resolve) => broker.child.once('exit', resolve));
+    }
+  } finally {
+    await s3.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+  console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
+  for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+}
+
+await main();

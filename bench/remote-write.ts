@@ -1,0 +1,474 @@
+// Remote-write ingest: Wharf's /api/v1/write next to Prometheus's own receiver
+// (--web.enable-remote-write-receiver), same payloads, same run, same client. Standalone:
+// `node bench/remote-write.ts`. Prints a table for people and one JSON line per figure:
+// {"bench", "metric", "value", "unit"}.
+//
+//   1. decoder: the hand-written decoder (connectors/prometheus) against protobufjs on one
+//      request as Prometheus sends it (2,000 series x 1 sample), in this process: with its key
+//      cache warm (series seen before, the steady state) and without it (new series).
+//   2. ingest: payloads built once (BENCH_RW_CLIENTS clients, each with its own 2,000 series and
+//      BENCH_RW_REQUESTS requests, one "scrape" 10 s apart per request, snappy-compressed); each
+//      client POSTs its requests in order (as a Prometheus shard does) over a keep-alive
+//      connection. A broker (child process, like bench/produce.ts) and a Prometheus each get the same
+//      payloads: first a warm-up share, then the measured rest. Wharf answers after the records
+//      are durable (acks=all, WAL fdatasync); Prometheus after appending to its head and WAL
+//      (no fsync per request). BENCH_RW_ROUNDS rounds alternate the two, each on a fresh process
+//      and storage; a receiver's figures are its best round. Also reported: each receiver's CPU
+//      time (all threads, from /proc) per million samples, which other load disturbs less.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import os from 'node:os';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import protobuf from 'protobufjs';
+import { compressSync } from 'snappy';
+import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
+import { decodeWriteRequestV1 } from '../connectors/prometheus/remote-write-v1.ts';
+import { decodeRequestV2 } from '../connectors/prometheus/remote-write-v2.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
+const setting = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const SERIES_PER_REQUEST = setting('BENCH_RW_SERIES', 2000);
+const CLIENTS = setting('BENCH_RW_CLIENTS', 8);
+const REQUESTS_PER_CLIENT = setting('BENCH_RW_REQUESTS', 200);
+const WARMUP_REQUESTS = setting('BENCH_RW_WARMUP_REQUESTS', 20);
+const DECODER_SECONDS = setting('BENCH_RW_DECODER_SECONDS', 2);
+const SCRAPE_STEP_MS = 10_000;
+/** Which receivers to measure (both by default), and extra Node flags for the broker (e.g. --cpu-prof). */
+const TARGETS = (process.env.BENCH_RW_TARGETS ?? 'prometheus,wharf').split(',');
+const ROUNDS = setting('BENCH_RW_ROUNDS', 2);
+const BROKER_EXTRA_FLAGS = (process.env.BENCH_RW_BROKER_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
+
+interface Figure { bench: string; metric: string; value: number; unit: string }
+const figures: Figure[] = [];
+function report(metric: string, value: number, unit: string): void {
+  const figure = { bench: 'remote_write', metric, value: Math.round(value * 1000) / 1000, unit };
+  figures.push(figure);
+  console.log(JSON.stringify(figure));
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payloads: series shaped like node/kube exporters' (name, instance, job and 2-4 more labels)
+
+const METRIC_NAMES = [
+  'node_cpu_seconds_total', 'node_memory_MemAvailable_bytes', 'node_network_receive_bytes_total',
+  'node_filesystem_avail_bytes', 'http_requests_total', 'http_request_duration_seconds_bucket',
+  'container_cpu_usage_seconds_total', 'container_memory_working_set_bytes', 'kube_pod_status_phase',
+  'process_resident_memory_bytes', 'go_goroutines', 'grpc_server_handled_total',
+];
+const MODES = ['idle', 'user', 'system', 'iowait', 'irq', 'softirq', 'steal', 'nice'];
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
+const CODES = ['200', '201', '204', '301', '400', '404', '500', '503'];
+
+function seriesLabels(client: number, i: number): [string, string][] {
+  const name = METRIC_NAMES[i % METRIC_NAMES.length]!;
+  const host = Math.floor(i / 40);
+  const labels: [string, string][] = [
+    ['__name__', name],
+    ['instance', `10.${client}.${host >> 8}.${host & 255}:9100`],
+    ['job', name.startsWith('node_') ? 'node-exporter' : name.startsWith('container_') || name.startsWith('kube_') ? 'kubelet' : 'api-server'],
+    ['namespace', `team-${(i >> 3) % 12}`],
+    ['pod', `service-${client}-${host}-7d9f8b6c5-${(i * 7919).toString(36).slice(-5)}`],
+  ];
+  if (name.startsWith('node_cpu')) labels.push(['cpu', String((i >> 1) % 16)], ['mode', MODES[i % MODES.length]!]);
+  else if (name.startsWith('http_')) labels.push(['code', CODES[i % CODES.length]!], ['handler', `/api/v1/resource${i % 9}`], ['method', METHODS[i % 4]!]);
+  else if (name.startsWith('node_')) labels.push(['device', `eth${i % 4}`]);
+  return labels.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Label fields of a TimeSeries (field 1, Label{1: name, 2: value}), encoded once per series. */
+function encodeLabels(labels: [string, string][]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of labels) {
+    const n = Buffer.from(name);
+    const v = Buffer.from(value);
+    const inner = Buffer.concat([Buffer.from([0x0a, n.length]), n, Buffer.from([0x12, v.length]), v]);
+    parts.push(Buffer.from([0x0a, inner.length]), inner);
+  }
+  return Buffer.concat(parts);
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** One WriteRequest: every series with one sample at timestampMs. */
+function encodeRequest(seriesLabelBytes: Buffer[], timestampMs: number, seed: number): Buffer {
+  let size = 0;
+  for (const l of seriesLabelBytes) size += l.length + 40;
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  seriesLabelBytes.forEach((labelBytes, i) => {
+    const sample = Buffer.allocUnsafe(20);
+    sample[0] = 0x09;
+    sample.writeDoubleLE(((seed * 31 + i) % 1000) * 1.5, 1);
+    sample[9] = 0x10;
+    const sampleBytes = writeVarint(sample, 10, timestampMs);
+    const seriesBytes = labelBytes.length + 2 + sampleBytes;
+    buf[pos++] = 0x0a;
+    pos = writeVarint(buf, pos, seriesBytes);
+    pos += labelBytes.copy(buf, pos);
+    buf[pos++] = 0x12;
+    buf[pos++] = sampleBytes;
+    pos += sample.copy(buf, pos, 0, sampleBytes);
+  });
+  return buf.subarray(0, pos);
+}
+
+interface Workload {
+  /** Per client: its requests in order, snappy-compressed. */
+  bodies: Buffer[][];
+  rawBytes: number;
+  compressedBytes: number;
+  firstRequest: Buffer;
+  firstSeriesLabels: [string, string][][];
+}
+
+function buildWorkload(): Workload {
+  const bodies: Buffer[][] = [];
+  let rawBytes = 0;
+  let compressedBytes = 0;
+  let firstRequest: Buffer | undefined;
+  const firstSeriesLabels: [string, string][][] = [];
+  const startMs = Date.now() - REQUESTS_PER_CLIENT * SCRAPE_STEP_MS;
+  for (let c = 0; c < CLIENTS; c++) {
+    const labelSets = Array.from({ length: SERIES_PER_REQUEST }, (_, i) => seriesLabels(c, i));
+    if (c === 0) firstSeriesLabels.push(...labelSets);
+    const labelBytes = labelSets.map(encodeLabels);
+    const requests: Buffer[] = [];
+    for (let r = 0; r < REQUESTS_PER_CLIENT; r++) {
+      const raw = encodeRequest(labelBytes, startMs + r * SCRAPE_STEP_MS, r);
+      firstRequest ??= Buffer.from(raw);
+      rawBytes += raw.length;
+      const body = compressSync(raw);
+      compressedBytes += body.length;
+      requests.push(body);
+    }
+    bodies.push(requests);
+  }
+  return { bodies, rawBytes, compressedBytes, firstRequest: firstRequest!, firstSeriesLabels };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder: hand-written against protobufjs
+
+async function protobufTypes(): Promise<{ WriteRequest: protobuf.Type; RequestV2: protobuf.Type }> {
+  const [v1, v2] = await Promise.all([
+    readFile(path.join(REPO, 'schemas/prometheus_remote_write_v1.proto'), 'utf8'),
+    readFile(path.join(REPO, 'connectors/prometheus/proto/remote_write_v2.proto'), 'utf8'),
+  ]);
+  const root = new protobuf.Root();
+  protobuf.parse(v1, root, { keepCase: true });
+  protobuf.parse(v2, root, { keepCase: true });
+  return { WriteRequest: root.lookupType('prometheus.WriteRequest'), RequestV2: root.lookupType('io.prometheus.write.v2.Request') };
+}
+
+interface PbLabel { name: string; value: string }
+interface PbSeries { labels: PbLabel[] }
+
+/** What a protobufjs-based receiver would do: decode, then per series a key and a one-series WriteRequest. */
+function protobufjsToRecords(WriteRequest: protobuf.Type, body: Buffer): { key: Buffer; value: Buffer }[] {
+  const request = WriteRequest.decode(body) as unknown as { timeseries: PbSeries[] };
+  return request.timeseries.map((ts) => {
+    let name = '';
+    const rest: string[] = [];
+    for (const l of ts.labels) {
+      if (l.name === '__name__') name = l.value;
+      else rest.push(`${l.name}="${l.value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`);
+    }
+    const value = WriteRequest.encode({ timeseries: [ts] }).finish();
+    return { key: Buffer.from(`${name}{${rest.join(',')}}`), value: Buffer.from(value.buffer, value.byteOffset, value.length) };
+  });
+}
+
+/**
+ * CPU microseconds (user + system) per call of `run`: the best of ten trials over `seconds` in
+ * all, after a warm-up. CPU time, and the best trial, so that other processes count least.
+ */
+function timeLoop(seconds: number, run: () => unknown): number {
+  for (let i = 0; i < 30; i++) run(); // warm-up for the JIT
+  let best = Infinity;
+  for (let trial = 0; trial < 10; trial++) {
+    let iterations = 0;
+    const start = performance.now();
+    const cpuStart = process.cpuUsage();
+    while (performance.now() - start < seconds * 100) {
+      run();
+      iterations++;
+    }
+    const cpu = process.cpuUsage(cpuStart);
+    best = Math.min(best, (cpu.user + cpu.system) / iterations);
+  }
+  return best;
+}
+
+async function decoderBench(workload: Workload): Promise<void> {
+  const { WriteRequest, RequestV2 } = await protobufTypes();
+  const body = workload.firstRequest;
+  const samples = SERIES_PER_REQUEST;
+  console.log(`# decoder: one request of ${SERIES_PER_REQUEST} series x 1 sample (${body.length} bytes uncompressed), ${DECODER_SECONDS} s each`);
+  const check = decodeWriteRequestV1(body);
+  const viaPb = protobufjsToRecords(WriteRequest, body);
+  if (check.records.length !== viaPb.length || !check.records[7]!.key!.equals(viaPb[7]!.key)) {
+    throw new Error('the hand-written and protobufjs paths disagree on the records');
+  }
+  const handwritten = timeLoop(DECODER_SECONDS, () => decodeWriteRequestV1(body));
+  const handwrittenCold = timeLoop(DECODER_SECONDS, () => decodeWriteRequestV1(body, null));
+  const pbDecode = timeLoop(DECODER_SECONDS, () => WriteRequest.decode(body));
+  const pbRecords = timeLoop(DECODER_SECONDS, () => protobufjsToRecords(WriteRequest, body));
+  report('decoder_handwritten_v1_to_records_us', handwritten, 'cpu_us/request');
+  report('decoder_handwritten_v1_to_records_samples_s', (samples / handwritten) * 1e6, 'samples/s');
+  report('decoder_handwritten_v1_no_key_cache_us', handwrittenCold, 'cpu_us/request');
+  report('decoder_protobufjs_v1_decode_only_us', pbDecode, 'cpu_us/request');
+  report('decoder_protobufjs_v1_to_records_us', pbRecords, 'cpu_us/request');
+  report('decoder_protobufjs_v1_to_records_samples_s', (samples / pbRecords) * 1e6, 'samples/s');
+  report('decoder_handwritten_speedup_vs_protobufjs_records', pbRecords / handwritten, 'x');
+  report('decoder_handwritten_no_key_cache_speedup_vs_protobufjs_records', pbRecords / handwrittenCold, 'x');
+
+  // The same series as a 2.0 request (symbols table), decoded into 1.0-shaped records.
+  const symbols = [''];
+  const index = new Map<string, number>([['', 0]]);
+  const ref = (s: string): number => {
+    let i = index.get(s);
+    if (i === undefined) {
+      i = symbols.push(s) - 1;
+      index.set(s, i);
+    }
+    return i;
+  };
+  const timestamp = Date.now();
+  const timeseries = workload.firstSeriesLabels.map((labels, i) => ({
+    labels_refs: labels.flatMap(([n, v]) => [ref(n), ref(v)]),
+    samples: [{ value: i, timestamp }],
+  }));
+  const v2 = Buffer.from(RequestV2.encode(RequestV2.fromObject({ symbols, timeseries })).finish());
+  const handwrittenV2 = timeLoop(DECODER_SECONDS, () => decodeRequestV2(v2));
+  const pbV2 = timeLoop(DECODER_SECONDS, () => RequestV2.decode(v2));
+  report('decoder_handwritten_v2_to_records_us', handwrittenV2, 'cpu_us/request');
+  report('decoder_protobufjs_v2_decode_only_us', pbV2, 'cpu_us/request');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Target { name: string; writeUrl: string; child: ChildProcess; rssUrl?: string }
+
+async function waitHttp(url: string, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (child.exitCode !== null) break;
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${what} did not become ready`);
+}
+
+async function startWharf(dataDir: string): Promise<Target> {
+  const kafkaPort = await freePort();
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...BROKER_EXTRA_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      WHARF_CONFIG: '',
+      WHARF_DATA_DIR: dataDir,
+      WHARF_HOST: '127.0.0.1',
+      WHARF_KAFKA_PORT: String(kafkaPort),
+      WHARF_HTTP_PORT: String(httpPort),
+      WHARF_OTLP_GRPC_PORT: String(await freePort()),
+      WHARF_OTLP_HTTP_PORT: String(await freePort()),
+      WHARF_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  await waitHttp(`http://127.0.0.1:${httpPort}/readyz`, child, 'the broker');
+  const writeUrl = `http://127.0.0.1:${httpPort}/api/v1/write`;
+  const probe = await fetch(writeUrl, { method: 'POST', body: compressSync(Buffer.alloc(0)), headers: { 'content-type': 'application/x-protobuf', 'content-encoding': 'snappy' } });
+  if (probe.status === 404) {
+    child.kill('SIGKILL');
+    throw new Error('the broker does not serve POST /api/v1/write: startRemoteWrite is not wired into src/cli/main.ts');
+  }
+  return { name: 'wharf', writeUrl, child, rssUrl: `http://127.0.0.1:${httpPort}/metrics` };
+}
+
+async function startPrometheusReceiver(dir: string): Promise<Target> {
+  await mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const config = path.join(dir, 'prometheus.yml');
+  await writeFile(config, 'global:\n  scrape_interval: 1m\n');
+  const child = spawn(PROMETHEUS, [
+    `--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`,
+    `--web.listen-address=127.0.0.1:${port}`, '--web.enable-remote-write-receiver', '--log.level=warn',
+  ], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitHttp(`http://127.0.0.1:${port}/-/ready`, child, 'prometheus');
+  return { name: 'prometheus', writeUrl: `http://127.0.0.1:${port}/api/v1/write`, child, rssUrl: `http://127.0.0.1:${port}/metrics` };
+}
+
+async function stopTarget(target: Target): Promise<void> {
+  if (target.child.exitCode !== null) return;
+  target.child.kill('SIGTERM');
+  const timer = setTimeout(() => target.child.kill('SIGKILL'), 20_000);
+  await new Promise((resolve) => target.child.once('exit', resolve));
+  clearTimeout(timer);
+}
+
+async function residentMiB(url: string, metric: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${metric} `));
+  return line ? Number(line.split(' ')[1]) / 2 ** 20 : NaN;
+}
+
+function post(agent: http.Agent, url: URL, body: Buffer): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
+      headers: {
+        'content-type': 'application/x-protobuf', 'content-encoding': 'snappy',
+        'x-prometheus-remote-write-version': '0.1.0', 'content-length': body.length,
+      },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface RunResult { samplesPerSecond: number; seconds: number; latenciesMs: number[] }
+
+/** Every client sends requests [from, to) of its own list, in order; all clients at once. */
+async function sendAll(target: Target, workload: Workload, from: number, to: number): Promise<RunResult> {
+  const url = new URL(target.writeUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+  const latenciesMs: number[] = [];
+  const start = performance.now();
+  await Promise.all(workload.bodies.map(async (requests) => {
+    for (let r = from; r < to; r++) {
+      const t = performance.now();
+      const response = await post(agent, url, requests[r]!);
+      latenciesMs.push(performance.now() - t);
+      if (response.status < 200 || response.status > 299) {
+        throw new Error(`${target.name} answered ${response.status}: ${response.text.slice(0, 300)}`);
+      }
+    }
+  }));
+  const seconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  return { samplesPerSecond: (CLIENTS * (to - from) * SERIES_PER_REQUEST) / seconds, seconds, latenciesMs: latenciesMs.sort((a, b) => a - b) };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+interface TargetRun extends RunResult { cpuSecondsPerMillion: number; rssMiB: number }
+
+/** Warm-up share, then the measured requests; the process's CPU time is read around the latter. */
+async function ingestRun(target: Target, workload: Workload): Promise<TargetRun> {
+  await sendAll(target, workload, 0, WARMUP_REQUESTS);
+  const cpuBefore = await cpuSeconds(target.child.pid!);
+  const result = await sendAll(target, workload, WARMUP_REQUESTS, REQUESTS_PER_CLIENT);
+  const cpuUsed = (await cpuSeconds(target.child.pid!)) - cpuBefore;
+  const measuredSamples = CLIENTS * (REQUESTS_PER_CLIENT - WARMUP_REQUESTS) * SERIES_PER_REQUEST;
+  const rssMetric = target.name === 'wharf' ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
+  const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
+  console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms`);
+  return { ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, rssMiB };
+}
+
+/** Reports a target's best round (other load on the machine only ever lowers a figure). */
+function reportTarget(name: string, runs: TargetRun[]): TargetRun {
+  const best = runs.reduce((a, b) => (b.samplesPerSecond > a.samplesPerSecond ? b : a));
+  report(`${name}_samples_s`, best.samplesPerSecond, 'samples/s');
+  report(`${name}_requests_s`, best.samplesPerSecond / SERIES_PER_REQUEST, 'requests/s');
+  report(`${name}_p50_ms`, percentile(best.latenciesMs, 0.5), 'ms');
+  report(`${name}_p99_ms`, percentile(best.latenciesMs, 0.99), 'ms');
+  report(`${name}_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuSecondsPerMillion)), 'cpu_s');
+  report(`${name}_rss_after_mib`, best.rssMiB, 'MiB');
+  return best;
+}
+
+async function main(): Promise<void> {
+  if (REQUESTS_PER_CLIENT <= WARMUP_REQUESTS) throw new Error('BENCH_RW_REQUESTS must be larger than BENCH_RW_WARMUP_REQUESTS');
+  const buildStart = performance.now();
+  const workload = buildWorkload();
+  const requests = CLIENTS * REQUESTS_PER_CLIENT;
+  console.log(`# payloads: ${requests} requests (${CLIENTS} clients x ${REQUESTS_PER_CLIENT}, first ${WARMUP_REQUESTS} each as warm-up) of ` +
+    `${SERIES_PER_REQUEST} series x 1 sample; ${(workload.rawBytes / requests / 1024).toFixed(0)} KiB raw, ` +
+    `${(workload.compressedBytes / requests / 1024).toFixed(0)} KiB snappy per request; built in ${((performance.now() - buildStart) / 1000).toFixed(1)} s`);
+  report('request_raw_kib', workload.rawBytes / requests / 1024, 'KiB');
+  report('request_snappy_kib', workload.compressedBytes / requests / 1024, 'KiB');
+  report('loadavg_1m_at_start', os.loadavg()[0]!, 'load');
+  if (DECODER_SECONDS > 0) await decoderBench(workload);
+
+  const work = await mkdtemp(path.join(REPO, '.tmp-bench-rw-'));
+  try {
+    // Rounds alternate the two receivers, each a fresh process on fresh storage, so that load
+    // from elsewhere on the machine falls on both alike.
+    const runs: Record<string, TargetRun[]> = { prometheus: [], wharf: [] };
+    for (let round = 1; round <= ROUNDS; round++) {
+      if (TARGETS.includes('prometheus')) {
+        console.log(`# round ${round}: Prometheus --web.enable-remote-write-receiver`);
+        const prometheus = await startPrometheusReceiver(path.join(work, `prometheus-${round}`));
+        try {
+          runs.prometheus!.push(await ingestRun(prometheus, workload));
+        } finally {
+          await stopTarget(prometheus);
+        }
+      }
+      if (TARGETS.includes('wharf')) {
+        console.log(`# round ${round}: Wharf /api/v1/write (acks=all)`);
+        const wharf = await startWharf(path.join(work, `wharf-${round}`));
+        try {
+          runs.wharf!.push(await ingestRun(wharf, workload));
+        } finally {
+          await stopTarget(wharf);
+        }
+      }
+    }
+    const prometheusBest = runs.prometheus!.length > 0 ? reportTarget('prometheus', runs.prometheus!) : undefined;
+    const wharfBest = runs.wharf!.length > 0 ? reportTarget('wharf', runs.wharf!) : undefined;
+    if (prometheusBest && wharfBest) {
+      report('wharf_vs_prometheus_ratio', wharfBest.samplesPerSecond / prometheusBest.samplesPerSecond, 'x');
+      report('wharf_vs_prometheus_cpu_per_sample_ratio', runs.prometheus!.map((r) => r.cpuSecondsPerMillion).reduce((a, b) => Math.min(a, b))
+        / runs.wharf!.map((r) => r.cpuSecondsPerMillion).reduce((a, b) => Math.min(a, b)), 'x');
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
+  for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+}
+
+await main();
