@@ -97,12 +97,17 @@ export class TopicRegistry {
     return this.open(info);
   }
 
+  /**
+   * Deletes a topic: it stops being served, its partitions are closed (their streams flushed and
+   * released), then the cluster model marks the streams deleted, so garbage collection frees
+   * their objects.
+   */
   async delete(name: string): Promise<void> {
     const topic = this.topics.get(name);
     if (!topic && !(await this.model.getTopic(name))) throw new TopicNotFoundError(name);
-    await this.model.deleteTopic(name);
     this.topics.delete(name);
     if (topic) await Promise.all(topic.partitions.map((p) => p.close()));
+    await this.model.deleteTopic(name);
   }
 
   async closeAll(): Promise<void> {

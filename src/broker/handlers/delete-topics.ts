@@ -21,7 +21,8 @@ export async function handleDeleteTopics(ctx: RequestContext, request: DeleteTop
       if (err instanceof TopicNotFoundError) {
         return { name, topicId: t.topicId, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `topic ${name} does not exist` };
       }
-      throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      return { name, topicId: t.topicId, errorCode: ErrorCode.UNKNOWN_SERVER_ERROR, errorMessage: message };
     }
   }));
   return { throttleTimeMs: 0, responses };
