@@ -48,9 +48,15 @@ export class Broker {
   private topics: TopicRegistry | undefined;
   private groups: GroupCoordinator | undefined;
   private stopped: Promise<void> | undefined;
+  private readonly wrapObjectStore: ((store: ObjectStore) => ObjectStore) | undefined;
 
-  constructor(config: WharfConfig) {
+  /**
+   * `options.wrapObjectStore` is a test-only injection point (fault decorators): it wraps the base
+   * object store, under the metrics and retry layers.
+   */
+  constructor(config: WharfConfig, options: { wrapObjectStore?: (store: ObjectStore) => ObjectStore } = {}) {
     this.config = config;
+    this.wrapObjectStore = options.wrapObjectStore;
   }
 
   async start(): Promise<void> {
@@ -64,7 +70,7 @@ export class Broker {
     const clusterId = await this.clusterId(model);
     this.objectStore = await createObjectStore(config.objectStore === 'local'
       ? { kind: 'local', rootDir: path.join(config.dataDir, 'objects') }
-      : { kind: 's3', ...config.s3 });
+      : { kind: 's3', ...config.s3 }, { wrapBase: this.wrapObjectStore });
     const wal = await this.openWal(model, this.objectStore);
     const storage = new StreamStorageImpl({
       nodeId: config.nodeId,

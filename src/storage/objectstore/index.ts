@@ -14,7 +14,15 @@ export type ObjectStoreConfig =
   | { kind: 'local'; rootDir: string; retry?: RetryOptions }
   | ({ kind: 's3'; retry?: RetryOptions; /** Create the bucket when missing. Default true. */ createBucket?: boolean } & S3ObjectStoreOptions);
 
-export async function createObjectStore(config: ObjectStoreConfig): Promise<ObjectStore> {
+export interface CreateObjectStoreOptions {
+  /**
+   * Test-only: decorates the base store, under the metrics and retry layers (so that faults
+   * injected by a FaultyObjectStore are counted and retried like real backend failures).
+   */
+  wrapBase?: (base: ObjectStore) => ObjectStore;
+}
+
+export async function createObjectStore(config: ObjectStoreConfig, options: CreateObjectStoreOptions = {}): Promise<ObjectStore> {
   let base: ObjectStore;
   if (config.kind === 'local') {
     await fs.mkdir(config.rootDir, { recursive: true });
@@ -31,6 +39,7 @@ export async function createObjectStore(config: ObjectStoreConfig): Promise<Obje
     }
     base = s3;
   }
+  if (options.wrapBase !== undefined) base = options.wrapBase(base);
   return new RetryingObjectStore(new InstrumentedObjectStore(base), config.retry);
 }
 
