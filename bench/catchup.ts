@@ -22,8 +22,8 @@ import type { ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objects
 import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
 import type { Stream } from '../src/storage/stream.ts';
 import { FileWal } from '../src/storage/wal/file-wal.ts';
+import { Figures, REPO } from './lib.ts';
 
-const REPO = path.resolve(import.meta.dirname, '..');
 const MiB = 1024 * 1024;
 const TOTAL_BYTES = Number(process.env.BENCH_CATCHUP_MIB ?? 1024) * MiB;
 const STREAMS = 8;
@@ -35,12 +35,9 @@ const READ_MAX_BYTES = MiB;
 /** Appends in flight per stream while loading. */
 const APPEND_WINDOW = 64;
 
-interface Figure { bench: string; metric: string; value: number; unit: string }
-const figures: Figure[] = [];
+const figures = new Figures();
 function report(metric: string, value: number, unit: string): void {
-  const figure = { bench: 'catchup', metric, value: Math.round(value * 1000) / 1000, unit };
-  figures.push(figure);
-  console.log(JSON.stringify(figure));
+  figures.report('catchup', metric, value, unit);
 }
 
 /** Counts GETs and bytes read on the way to the local store. */
@@ -173,8 +170,7 @@ async function main(): Promise<void> {
     await measure('sequential', dir, metadata, store, streamIds, false);
     await measure('parallel', dir, metadata, store, streamIds, true);
 
-    console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
-    for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+    figures.printTable();
   } finally {
     await metadataStore.close();
     await rm(dir, { recursive: true, force: true });

@@ -21,10 +21,10 @@ import type { ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objects
 import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
 import type { Stream } from '../src/storage/stream.ts';
 import { FileWal } from '../src/storage/wal/file-wal.ts';
+import { Figures, REPO } from './lib.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const REPO = path.resolve(import.meta.dirname, '..');
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const PRODUCE_BYTES = env('BENCH_COMPACTION_MIB', 256) * MiB;
 const UPLOAD_BYTES = env('BENCH_UPLOAD_MIB', 4) * MiB;
@@ -34,12 +34,9 @@ const STREAM_SHARES = [0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05];
 const BATCH_BYTES = 16 * 1024;
 const RECORDS_PER_BATCH = 16;
 
-interface Figure { bench: string; metric: string; value: number; unit: string }
-const figures: Figure[] = [];
+const figures = new Figures();
 function report(metric: string, value: number, unit: string): void {
-  const figure = { bench: 'compaction', metric, value: Math.round(value * 1000) / 1000, unit };
-  figures.push(figure);
-  console.log(JSON.stringify(figure));
+  figures.report('compaction', metric, value, unit);
 }
 
 /** Counts calls and bytes per operation; `phase` says which phase they are charged to. */

@@ -10,17 +10,12 @@
 // s3rver, the broker and the producer share the machine's cores: run it on an otherwise idle
 // machine (the load average is printed) or the PUT latencies measure the neighbours.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { startS3rver, type S3rverHandle } from '../test/helpers/s3rver.ts';
+import { Figures, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess, type ProducerResult } from './lib.ts';
 
-const REPO = path.resolve(import.meta.dirname, '..');
-const PYTHON = '/usr/bin/python3';
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
 const BENCH = 'object_wal';
@@ -29,40 +24,17 @@ const RATE_MIB_S = Number(process.env.BENCH_RATE_MIB_S ?? 20);
 const INTERVAL_MS = process.env.WHARF_WAL_OBJECT_INTERVAL_MS ?? '250';
 const PRODUCER_SCRIPT = process.env.BENCH_PRODUCER_SCRIPT ?? path.join(REPO, 'bench/rdkafka_producer.py');
 
-interface Figure { bench: string; metric: string; value: number; unit: string }
-const figures: Figure[] = [];
+const figures = new Figures();
 function report(metric: string, value: number, unit: string): void {
-  const figure = { bench: BENCH, metric, value: Math.round(value * 1000) / 1000, unit };
-  figures.push(figure);
-  console.log(JSON.stringify(figure));
+  figures.report(BENCH, metric, value, unit);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startBroker(dataDir: string, s3: S3rverHandle): Promise<{ child: ChildProcess; bootstrap: string; httpPort: number }> {
-  const kafkaPort = await freePort();
-  const httpPort = await freePort();
-  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
-    cwd: REPO,
+function startBroker(dataDir: string, s3: S3rverHandle): Promise<BrokerProcess> {
+  return startBrokerProcess({
+    dataDir,
     env: {
-      ...process.env,
-      WHARF_CONFIG: '',
-      WHARF_DATA_DIR: dataDir,
-      WHARF_HOST: '127.0.0.1',
-      WHARF_KAFKA_PORT: String(kafkaPort),
-      WHARF_HTTP_PORT: String(httpPort),
       WHARF_OTLP_ENABLE: 'false',
       WHARF_NUM_PARTITIONS: String(PARTITIONS),
-      WHARF_LOG_LEVEL: 'warn',
       WHARF_WAL_KIND: 'object',
       WHARF_WAL_OBJECT_INTERVAL_MS: INTERVAL_MS,
       WHARF_OBJECT_STORE: 's3',
@@ -73,28 +45,11 @@ async function startBroker(dataDir: string, s3: S3rverHandle): Promise<{ child: 
       WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
       WHARF_S3_FORCE_PATH_STYLE: 'true',
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
-    if (ok) return { child, bootstrap: `127.0.0.1:${kafkaPort}`, httpPort };
-    if (child.exitCode !== null) break;
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  throw new Error('broker did not become ready');
 }
 
-interface ProducerResult { records: number; errors: number; bytes: number; seconds: number; latency_ms: { p50: number; p99: number; max: number } }
-
 function runProducer(bootstrap: string, topic: string, durationS: number, rateMiBs: number): ProducerResult {
-  const out = execFileSync(PYTHON, [PRODUCER_SCRIPT, bootstrap, topic, String(durationS), String(rateMiBs), String(RECORD_BYTES)], {
-    encoding: 'utf8', maxBuffer: 1 << 20, timeout: (durationS + 120) * 1000,
-  });
-  const result = JSON.parse(out.trim().split('\n').pop()!) as ProducerResult;
-  if (result.errors > 0) throw new Error(`${result.errors} produce errors`);
-  return result;
+  return runRdkafkaProducer({ bootstrap, topic, durationS, rateMiBs, recordBytes: RECORD_BYTES, script: PRODUCER_SCRIPT });
 }
 
 /** Sums of the broker's /metrics samples, per selector: a metric name, optionally with `{label="value"`. */
@@ -152,15 +107,13 @@ async function main(): Promise<void> {
       report('produce_request_mean_ms', requests > 0 ? (delta(PRODUCE_SUM) / requests) * 1000 : NaN, 'ms');
       report('broker_rss_mib', (after.get('wharf_process_resident_memory_bytes') ?? NaN) / 2 ** 20, 'MiB');
     } finally {
-      broker.child.kill('SIGTERM');
-      await new Promise((resolve) => broker.child.once('exit', resolve));
+      await broker.stop();
     }
   } finally {
     await s3.stop();
     await rm(work, { recursive: true, force: true });
   }
-  console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
-  for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+  figures.printTable();
 }
 
 await main();

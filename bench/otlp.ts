@@ -15,39 +15,27 @@
 // BENCH_OTLP_SECONDS (default 10) per phase, BENCH_OTLP_CLIENTS (default 8),
 // BENCH_OTLP_URL=http://host:port to drive a Wharf that is already running instead of starting one.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import protobuf from 'protobufjs';
 import { create, createFileRegistry, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
-import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { jsonToProto } from '../connectors/otlp/json.ts';
 import { MESSAGES } from '../connectors/otlp/schema.ts';
 import { splitRequest } from '../connectors/otlp/split.ts';
 import { logsRequest, traceRequest } from '../test/unit/otlp/payloads.ts';
+import { Figures, percentile, startBrokerProcess, type BrokerProcess } from './lib.ts';
 
-const REPO = path.resolve(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_OTLP_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_OTLP_CLIENTS ?? 8);
 const ITEMS_PER_REQUEST = 512;
 const PAYLOADS = 16;
 
-interface Figure { bench: string; metric: string; value: number; unit: string }
-const figures: Figure[] = [];
-function report(bench: string, metric: string, value: number, unit: string): void {
-  const figure = { bench, metric, value: Math.round(value * 1000) / 1000, unit };
-  figures.push(figure);
-  console.log(JSON.stringify(figure));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
-}
+const figures = new Figures();
+const report = figures.report.bind(figures);
 
 // ---------------------------------------------------------------------------------------------
 // 1. Decoders
@@ -145,47 +133,16 @@ function decoderBench(): void {
 // ---------------------------------------------------------------------------------------------
 // 2. A broker process over OTLP/HTTP
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startBroker(dataDir: string): Promise<{ child: ChildProcess; otlpUrl: string; httpPort: number }> {
-  const [kafkaPort, httpPort, grpcPort, otlpHttpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
-    cwd: REPO,
-    env: {
-      ...process.env,
-      WHARF_CONFIG: '',
-      WHARF_DATA_DIR: dataDir,
-      WHARF_HOST: '127.0.0.1',
-      WHARF_KAFKA_PORT: String(kafkaPort),
-      WHARF_HTTP_PORT: String(httpPort),
-      WHARF_OTLP_GRPC_PORT: String(grpcPort),
-      WHARF_OTLP_HTTP_PORT: String(otlpHttpPort),
-      WHARF_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
-    if (ok) {
-      const probe = await fetch(`http://127.0.0.1:${otlpHttpPort}/v1/traces`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }).then((r) => r.status, () => 0);
-      if (probe !== 200) throw new Error(`the broker does not serve OTLP/HTTP on ${otlpHttpPort} (is startOtlp wired into src/cli/main.ts?)`);
-      return { child, otlpUrl: `http://127.0.0.1:${otlpHttpPort}`, httpPort };
-    }
-    if (child.exitCode !== null) break;
-    await sleep(100);
+/** A broker process, checked to serve OTLP/HTTP. */
+async function startBroker(dataDir: string): Promise<{ broker: BrokerProcess; otlpUrl: string }> {
+  const broker = await startBrokerProcess({ dataDir });
+  const otlpUrl = `http://127.0.0.1:${broker.otlpHttpPort}`;
+  const probe = await fetch(`${otlpUrl}/v1/traces`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }).then((r) => r.status, () => 0);
+  if (probe !== 200) {
+    await broker.stop();
+    throw new Error(`the broker does not serve OTLP/HTTP on ${broker.otlpHttpPort}`);
   }
-  child.kill('SIGKILL');
-  throw new Error('broker did not become ready');
+  return { broker, otlpUrl };
 }
 
 interface Answer { status: number; ms: number }
@@ -291,14 +248,10 @@ async function main(): Promise<void> {
     await signalBench(otlpUrl, 'spans', spans);
     await signalBench(otlpUrl, 'logs', logs);
   } finally {
-    if (broker) {
-      broker.child.kill('SIGTERM');
-      await new Promise((resolve) => broker!.child.once('exit', resolve));
-    }
+    await broker?.broker.stop();
     await rm(work, { recursive: true, force: true });
   }
-  console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
-  for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+  figures.printTable();
 }
 
 await main();

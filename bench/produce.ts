@@ -3,32 +3,18 @@
 // the same disk at the same write sizes. Prints a table for people and one JSON line per
 // figure: {"bench", "metric", "value", "unit"}.
 
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
+import { Figures, percentile, REPO, runRdkafkaProducer, startBrokerProcess, type ProducerResult } from './lib.ts';
 
-const REPO = path.resolve(import.meta.dirname, '..');
-const PYTHON = '/usr/bin/python3';
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
 const seconds = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const DISK_SECONDS = seconds('BENCH_DISK_SECONDS', 2);
 const PRODUCE_SECONDS = seconds('BENCH_PRODUCE_SECONDS', 15);
 
-interface Figure { bench: string; metric: string; value: number; unit: string }
-const figures: Figure[] = [];
-function report(bench: string, metric: string, value: number, unit: string): void {
-  const figure = { bench, metric, value: Math.round(value * 1000) / 1000, unit };
-  figures.push(figure);
-  console.log(JSON.stringify(figure));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
-}
+const figures = new Figures();
+const report = figures.report.bind(figures);
 
 /** Sequential writes of `writeBytes` each followed by fdatasync, as the WAL does. */
 async function diskBench(dir: string, writeBytes: number): Promise<void> {
@@ -53,53 +39,8 @@ async function diskBench(dir: string, writeBytes: number): Promise<void> {
   report('disk', `write_fdatasync_${label}_p99_ms`, percentile(latencies, 0.99), 'ms');
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startBroker(dataDir: string): Promise<{ child: ChildProcess; bootstrap: string; httpPort: number }> {
-  const kafkaPort = await freePort();
-  const httpPort = await freePort();
-  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
-    cwd: REPO,
-    env: {
-      ...process.env,
-      WHARF_DATA_DIR: dataDir,
-      WHARF_HOST: '127.0.0.1',
-      WHARF_KAFKA_PORT: String(kafkaPort),
-      WHARF_HTTP_PORT: String(httpPort),
-      WHARF_NUM_PARTITIONS: String(PARTITIONS),
-      WHARF_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
-    if (ok) return { child, bootstrap: `127.0.0.1:${kafkaPort}`, httpPort };
-    if (child.exitCode !== null) break;
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  throw new Error('broker did not become ready');
-}
-
-interface ProducerResult { records: number; errors: number; bytes: number; seconds: number; latency_ms: { p50: number; p99: number; max: number } }
-
 function runProducer(bootstrap: string, topic: string, durationS: number, rateMiBs: number): ProducerResult {
-  const out = execFileSync(PYTHON, [path.join(REPO, 'bench/rdkafka_producer.py'), bootstrap, topic, String(durationS), String(rateMiBs), String(RECORD_BYTES)], {
-    encoding: 'utf8', maxBuffer: 1 << 20, timeout: (durationS + 120) * 1000,
-  });
-  const result = JSON.parse(out.trim().split('\n').pop()!) as ProducerResult;
-  if (result.errors > 0) throw new Error(`${result.errors} produce errors`);
-  return result;
+  return runRdkafkaProducer({ bootstrap, topic, durationS, rateMiBs, recordBytes: RECORD_BYTES });
 }
 
 async function brokerRssBytes(httpPort: number): Promise<number> {
@@ -113,7 +54,7 @@ async function main(): Promise<void> {
   try {
     console.log(`# disk: write + fdatasync, ${DISK_SECONDS}s per size, in ${work}`);
     for (const size of [64 << 10, 256 << 10, 1 << 20, 4 << 20]) await diskBench(work, size);
-    const broker = await startBroker(path.join(work, 'data'));
+    const broker = await startBrokerProcess({ dataDir: path.join(work, 'data'), env: { WHARF_NUM_PARTITIONS: String(PARTITIONS) } });
     try {
       console.log(`# produce: acks=all, idempotent, ${RECORD_BYTES} B records, ${PARTITIONS} partitions, librdkafka producer`);
       // Latency first, on a broker with no upload backlog; then the maximum rate.
@@ -129,14 +70,12 @@ async function main(): Promise<void> {
       report('produce', 'max_throughput_p99_ms', max.latency_ms.p99, 'ms');
       report('broker', 'rss_after_load_mib', (await brokerRssBytes(broker.httpPort)) / 2 ** 20, 'MiB');
     } finally {
-      broker.child.kill('SIGTERM');
-      await new Promise((resolve) => broker.child.once('exit', resolve));
+      await broker.stop();
     }
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
-  for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+  figures.printTable();
 }
 
 await main();

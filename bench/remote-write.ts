@@ -20,16 +20,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import protobuf from 'protobufjs';
 import { compressSync } from 'snappy';
-import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { decodeWriteRequestV1 } from '../connectors/prometheus/remote-write-v1.ts';
 import { decodeRequestV2 } from '../connectors/prometheus/remote-write-v2.ts';
+import { Figures, freePort, percentile, REPO, startBrokerProcess } from './lib.ts';
 
-const REPO = path.resolve(import.meta.dirname, '..');
 const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 const setting = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const SERIES_PER_REQUEST = setting('BENCH_RW_SERIES', 2000);
@@ -43,16 +41,9 @@ const TARGETS = (process.env.BENCH_RW_TARGETS ?? 'prometheus,wharf').split(',');
 const ROUNDS = setting('BENCH_RW_ROUNDS', 2);
 const BROKER_EXTRA_FLAGS = (process.env.BENCH_RW_BROKER_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
 
-interface Figure { bench: string; metric: string; value: number; unit: string }
-const figures: Figure[] = [];
+const figures = new Figures();
 function report(metric: string, value: number, unit: string): void {
-  const figure = { bench: 'remote_write', metric, value: Math.round(value * 1000) / 1000, unit };
-  figures.push(figure);
-  console.log(JSON.stringify(figure));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+  figures.report('remote_write', metric, value, unit);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,17 +255,6 @@ async function decoderBench(workload: Workload): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Targets
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 interface Target { name: string; writeUrl: string; child: ChildProcess; rssUrl?: string }
 
 async function waitHttp(url: string, child: ChildProcess, what: string): Promise<void> {
@@ -289,24 +269,7 @@ async function waitHttp(url: string, child: ChildProcess, what: string): Promise
 }
 
 async function startWharf(dataDir: string): Promise<Target> {
-  const kafkaPort = await freePort();
-  const httpPort = await freePort();
-  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...BROKER_EXTRA_FLAGS, path.join(REPO, 'src/cli/main.ts'), 'start'], {
-    cwd: REPO,
-    env: {
-      ...process.env,
-      WHARF_CONFIG: '',
-      WHARF_DATA_DIR: dataDir,
-      WHARF_HOST: '127.0.0.1',
-      WHARF_KAFKA_PORT: String(kafkaPort),
-      WHARF_HTTP_PORT: String(httpPort),
-      WHARF_OTLP_GRPC_PORT: String(await freePort()),
-      WHARF_OTLP_HTTP_PORT: String(await freePort()),
-      WHARF_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  await waitHttp(`http://127.0.0.1:${httpPort}/readyz`, child, 'the broker');
+  const { child, httpPort } = await startBrokerProcess({ dataDir, nodeFlags: BROKER_EXTRA_FLAGS });
   const writeUrl = `http://127.0.0.1:${httpPort}/api/v1/write`;
   const probe = await fetch(writeUrl, { method: 'POST', body: compressSync(Buffer.alloc(0)), headers: { 'content-type': 'application/x-protobuf', 'content-encoding': 'snappy' } });
   if (probe.status === 404) {
@@ -467,8 +430,7 @@ async function main(): Promise<void> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
-  for (const f of figures) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+  figures.printTable();
 }
 
 await main();

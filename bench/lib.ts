@@ -1,0 +1,132 @@
+// What the benchmarks share: figures printed as JSON lines and a table, percentiles, free ports,
+// a broker started as a child process on free ports (the OTLP ports too, never 4317/4318), and
+// the librdkafka producer load (bench/rdkafka_producer.py).
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BROKER_NODE_FLAGS } from '../src/cli/node-flags.ts';
+
+export const REPO = path.resolve(import.meta.dirname, '..');
+const PYTHON = '/usr/bin/python3';
+const READY_TIMEOUT_MS = 60_000;
+
+export interface Figure { bench: string; metric: string; value: number; unit: string }
+
+/** Collects figures: each is printed at once as a JSON line, and all as a table at the end. */
+export class Figures {
+  private readonly all: Figure[] = [];
+
+  report(bench: string, metric: string, value: number, unit: string): void {
+    const figure = { bench, metric, value: Math.round(value * 1000) / 1000, unit };
+    this.all.push(figure);
+    console.log(JSON.stringify(figure));
+  }
+
+  printTable(): void {
+    console.log('\n| bench | metric | value | unit |\n| --- | --- | --- | --- |');
+    for (const f of this.all) console.log(`| ${f.bench} | ${f.metric} | ${f.value} | ${f.unit} |`);
+  }
+}
+
+/** The p-quantile of ascending values (NaN when empty). */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface BrokerProcess {
+  child: ChildProcess;
+  bootstrap: string;
+  httpPort: number;
+  otlpGrpcPort: number;
+  otlpHttpPort: number;
+  /** SIGTERM (a clean stop) and wait for the exit; SIGKILL after 20 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `src/cli/main.ts start` on free ports with the data in dataDir and the given WHARF_*
+ * settings, and waits for /readyz. No wharf.yaml is read.
+ */
+export async function startBrokerProcess(options: {
+  dataDir: string;
+  env?: Record<string, string>;
+  nodeFlags?: readonly string[];
+}): Promise<BrokerProcess> {
+  const [kafkaPort, httpPort, otlpGrpcPort, otlpHttpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...(options.nodeFlags ?? []), path.join(REPO, 'src/cli/main.ts'), 'start'], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      WHARF_CONFIG: '',
+      WHARF_DATA_DIR: options.dataDir,
+      WHARF_HOST: '127.0.0.1',
+      WHARF_KAFKA_PORT: String(kafkaPort),
+      WHARF_HTTP_PORT: String(httpPort),
+      WHARF_OTLP_GRPC_PORT: String(otlpGrpcPort),
+      WHARF_OTLP_HTTP_PORT: String(otlpHttpPort),
+      WHARF_LOG_LEVEL: 'warn',
+      ...options.env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false)) {
+      return { child, bootstrap: `127.0.0.1:${kafkaPort}`, httpPort, otlpGrpcPort, otlpHttpPort, stop };
+    }
+    if (child.exitCode !== null) break;
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error('broker did not become ready');
+}
+
+export interface ProducerResult {
+  records: number;
+  errors: number;
+  bytes: number;
+  seconds: number;
+  latency_ms: { p50: number; p99: number; max: number };
+}
+
+/**
+ * Runs bench/rdkafka_producer.py (or `script`): acks=all, idempotent, recordBytes per record, for
+ * durationS seconds at rateMiBs (0: as fast as it goes). Throws when any produce failed.
+ */
+export function runRdkafkaProducer(options: {
+  bootstrap: string;
+  topic: string;
+  durationS: number;
+  rateMiBs: number;
+  recordBytes: number;
+  script?: string;
+}): ProducerResult {
+  const script = options.script ?? path.join(REPO, 'bench/rdkafka_producer.py');
+  const args = [script, options.bootstrap, options.topic, String(options.durationS), String(options.rateMiBs), String(options.recordBytes)];
+  const out = execFileSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 20, timeout: (options.durationS + 120) * 1000 });
+  const result = JSON.parse(out.trim().split('\n').pop()!) as ProducerResult;
+  if (result.errors > 0) throw new Error(`${result.errors} produce errors`);
+  return result;
+}
