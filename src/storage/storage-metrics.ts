@@ -8,6 +8,9 @@
 //   wharf_upload_duration_seconds         histogram: freeze → commit → WAL trim of one object
 //   wharf_upload_failures_total           uploads that failed (retried later)
 //   wharf_log_cache_bytes{state}          gauge: cached batch bytes, uploaded | unuploaded
+//   wharf_object_wal_put_duration_seconds histogram: one object WAL PUT (retries included)
+//   wharf_object_wal_put_bytes_total      bytes of the object WAL objects written
+//   wharf_object_wal_deleted_objects_total object WAL objects deleted by trims
 //
 // Created once per process: a second load of this module (test isolation) reuses them.
 
@@ -51,6 +54,16 @@ export const uploadDurationSeconds = histogram(
   'Duration of one upload: build the object, put it, commit it, trim the WAL.',
   [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
 );
+
+export const objectWalPutDurationSeconds = histogram(
+  'wharf_object_wal_put_duration_seconds',
+  'Duration of one object WAL PUT (retries included).',
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+);
+
+export const objectWalPutBytesTotal = counter('wharf_object_wal_put_bytes_total', 'Bytes of the object WAL objects written.');
+
+export const objectWalDeletedObjectsTotal = counter('wharf_object_wal_deleted_objects_total', 'Object WAL objects deleted by trims.');
 
 const LOG_CACHE_BYTES = 'wharf_log_cache_bytes';
 

@@ -22,7 +22,6 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { crc32c } from '@node-rs/crc32';
 import { log } from '../../metrics/log.ts';
 import { walBytesWrittenTotal, walFsyncDurationSeconds } from '../storage-metrics.ts';
 import {
@@ -33,7 +32,7 @@ import {
   SLOT_BYTES,
   alignDown,
   alignUp,
-  decodeRecordBody,
+  decodeRecord,
   decodeRecordHeader,
   decodeSlot,
   encodePad,
@@ -43,7 +42,7 @@ import {
   recordBytes,
 } from './format.ts';
 import type { WalHeaderSlot } from './format.ts';
-import type { WalRecord, WalStats, WriteAheadLog } from './wal.ts';
+import type { PendingAppend, WalRecord, WalStats, WriteAheadLog } from './wal.ts';
 
 export const DEFAULT_WAL_CAPACITY_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_WAL_MAX_WRITE_BYTES = 4 * 1024 * 1024;
@@ -61,16 +60,6 @@ export interface FileWalOptions {
   nodeId?: number;
   /** Fraction of the capacity in use past which the pressure listener is called. */
   pressureRatio?: number;
-}
-
-interface PendingAppend {
-  streamId: number;
-  epoch: number;
-  baseOffset: number;
-  offsetCount: number;
-  batch: Buffer;
-  resolve: (walEndOffset: number) => void;
-  reject: (err: Error) => void;
 }
 
 interface TrimWaiter {
@@ -194,21 +183,10 @@ export class FileWal implements WriteAheadLog {
         continue;
       }
       if (!(await ensure(pos, end - pos))) break;
-      const bodyStart = pos - windowStart + RECORD_HEADER_BYTES;
-      const bodyBytes = window.subarray(bodyStart, bodyStart + header.bodyLength);
-      if (crc32c(bodyBytes) !== header.bodyCrc) break;
-      const body = decodeRecordBody(window, bodyStart, header.bodyLength);
-      if (body === undefined) break;
+      const record = decodeRecord(window, pos - windowStart, header, pos);
+      if (record === undefined) break;
       records++;
-      yield {
-        streamId: body.streamId,
-        epoch: body.epoch,
-        baseOffset: body.baseOffset,
-        offsetCount: body.lastOffsetDelta + 1,
-        batch: bodyBytes.subarray(bodyBytes.length - body.payloadLength),
-        walOffset: pos,
-        walEndOffset: end,
-      };
+      yield record;
       pos = end;
     }
     log.info({ path: this.path, trimOffset: this.slot.trimOffset, endOffset: pos, records }, 'WAL recovered');

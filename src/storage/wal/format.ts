@@ -28,6 +28,7 @@
 //   up to the next 4 KiB boundary, and at open it skips the region a torn write may have left.
 
 import { crc32c } from '@node-rs/crc32';
+import type { WalRecord } from './wal.ts';
 
 export const PAGE_BYTES = 4096;
 export const SLOT_BYTES = PAGE_BYTES;
@@ -180,6 +181,28 @@ export function decodeRecordBody(buf: Buffer, pos: number, bodyLength: number): 
     payloadLength: buf.readUInt32LE(pos + 28),
   };
   return body.payloadLength === bodyLength - RECORD_BODY_HEADER_BYTES ? body : undefined;
+}
+
+/**
+ * The RECORD whose header (already decoded and checked) sits at buf[pos], with its body in the
+ * buffer: the body CRC and layout are verified; undefined when either is wrong. The batch is a
+ * slice of buf. walOffset is the record's logical offset.
+ */
+export function decodeRecord(buf: Buffer, pos: number, header: RecordHeader, walOffset: number): WalRecord | undefined {
+  const bodyStart = pos + RECORD_HEADER_BYTES;
+  const bodyBytes = buf.subarray(bodyStart, bodyStart + header.bodyLength);
+  if (crc32c(bodyBytes) !== header.bodyCrc) return undefined;
+  const body = decodeRecordBody(buf, bodyStart, header.bodyLength);
+  if (body === undefined) return undefined;
+  return {
+    streamId: body.streamId,
+    epoch: body.epoch,
+    baseOffset: body.baseOffset,
+    offsetCount: body.lastOffsetDelta + 1,
+    batch: bodyBytes.subarray(bodyBytes.length - body.payloadLength),
+    walOffset,
+    walEndOffset: walOffset + RECORD_HEADER_BYTES + header.bodyLength,
+  };
 }
 
 export function writeU64(buf: Buffer, pos: number, value: number): void {

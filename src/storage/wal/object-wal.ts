@@ -54,20 +54,19 @@
 // between the listing and the GET was trimmed by a writer that had uploaded it, and is skipped.
 // New objects start at the end of the last replayed object.
 
-import { crc32c } from '@node-rs/crc32';
-import { Counter, Histogram, register } from 'prom-client';
 import { log } from '../../metrics/log.ts';
 import { isObjectNotFound } from '../objectstore/util.ts';
+import { objectWalDeletedObjectsTotal, objectWalPutBytesTotal, objectWalPutDurationSeconds } from '../storage-metrics.ts';
 import type { ObjectStore } from '../objectstore/objectstore.ts';
 import {
   PAD_MAGIC,
   RECORD_HEADER_BYTES,
-  decodeRecordBody,
+  decodeRecord,
   decodeRecordHeader,
   encodeRecord,
   recordBytes,
 } from './format.ts';
-import type { WalRecord, WalStats, WriteAheadLog } from './wal.ts';
+import type { PendingAppend, WalRecord, WalStats, WriteAheadLog } from './wal.ts';
 import { WalFencedError } from './wal-owners.ts';
 import type { VersionedWalOwnerRecord, WalOwnerRecord, WalOwnerStore } from './wal-owners.ts';
 
@@ -100,16 +99,6 @@ export interface ObjectWalOptions {
   capacityBytes?: number;
   /** Fraction of the capacity in use past which the pressure listener is called. */
   pressureRatio?: number;
-}
-
-interface PendingAppend {
-  streamId: number;
-  epoch: number;
-  baseOffset: number;
-  offsetCount: number;
-  batch: Buffer;
-  resolve: (walEndOffset: number) => void;
-  reject: (err: Error) => void;
 }
 
 /** A WAL object not yet deleted by trim(). */
@@ -591,19 +580,9 @@ export function scanWalObject(bytes: Buffer, startOffset: number): WalObjectScan
       pos = end;
       continue;
     }
-    const bodyBytes = bytes.subarray(bodyStart, end);
-    if (crc32c(bodyBytes) !== header.bodyCrc) return stop('record body CRC mismatch');
-    const body = decodeRecordBody(bytes, bodyStart, header.bodyLength);
-    if (body === undefined) return stop('inconsistent record body');
-    records.push({
-      streamId: body.streamId,
-      epoch: body.epoch,
-      baseOffset: body.baseOffset,
-      offsetCount: body.lastOffsetDelta + 1,
-      batch: bodyBytes.subarray(bodyBytes.length - body.payloadLength),
-      walOffset: startOffset + pos,
-      walEndOffset: startOffset + end,
-    });
+    const record = decodeRecord(bytes, pos, header, startOffset + pos);
+    if (record === undefined) return stop('record body CRC mismatch or inconsistent body');
+    records.push(record);
     pos = end;
   }
   return { records, endOffset: startOffset + pos, problem: undefined };
@@ -658,19 +637,3 @@ function checkOptions(options: ObjectWalOptions): void {
   }
   if (!Number.isSafeInteger(options.nodeId) || options.nodeId < 0) throw new RangeError(`bad node id ${options.nodeId}`);
 }
-
-// ---- metrics ----
-
-function counter(name: string, help: string): Counter {
-  return (register.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help });
-}
-
-const objectWalPutDurationSeconds =
-  (register.getSingleMetric('wharf_object_wal_put_duration_seconds') as Histogram | undefined) ??
-  new Histogram({
-    name: 'wharf_object_wal_put_duration_seconds',
-    help: 'Duration of one object WAL PUT (retries included).',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  });
-const objectWalPutBytesTotal = counter('wharf_object_wal_put_bytes_total', 'Bytes of the object WAL objects written.');
-const objectWalDeletedObjectsTotal = counter('wharf_object_wal_deleted_objects_total', 'Object WAL objects deleted by trims.');

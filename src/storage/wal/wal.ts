@@ -1,5 +1,5 @@
-// What stream storage needs from a write-ahead log. The file WAL (file-wal.ts) implements it;
-// an object WAL (DESIGN.md) will implement the same interface.
+// What stream storage needs from a write-ahead log. The file WAL (file-wal.ts) and the object
+// WAL (object-wal.ts) implement it.
 //
 // Positions are logical WAL offsets: they only grow. A record's end offset is what trim() takes
 // to release it (and every record before it).
@@ -16,6 +16,17 @@ export interface WalRecord {
   /** Logical WAL offset of the record, and of the byte after it. */
   walOffset: number;
   walEndOffset: number;
+}
+
+/** An append waiting to be written; both WAL implementations queue these. */
+export interface PendingAppend {
+  streamId: number;
+  epoch: number;
+  baseOffset: number;
+  offsetCount: number;
+  batch: Buffer;
+  resolve: (walEndOffset: number) => void;
+  reject: (err: Error) => void;
 }
 
 export interface WalStats {
