@@ -8,7 +8,7 @@
 // go to one partition per send(), rotating between sends.
 
 import { ErrorCode, errorName } from '../protocol/errors.ts';
-import { encodeRecordBatch, partitionForKey, recordBatchSize } from '../protocol/record-encoder.ts';
+import { encodeRecordBatch, partitionForKey, recordBatchSize, recordBatchSizeBound } from '../protocol/record-encoder.ts';
 import { BATCH_HEADER_BYTES } from '../protocol/records.ts';
 import { TOPIC_CONFIG_DEFAULTS, type TopicRegistry } from './topics.ts';
 
@@ -102,7 +102,8 @@ export class InProcessProducer implements TopicProducer {
 
 /** Groups records into runs whose batch fits maxBatchBytes; a record too large alone is refused. */
 function splitBySize(records: ProducerRecord[], maxBatchBytes: number, nowMs: number, topic: string): ProducerRecord[][] {
-  if (recordBatchSize(records, nowMs) <= maxBatchBytes) return [records];
+  // The bound costs one pass without allocation; the exact size only when the bound is too big.
+  if (recordBatchSizeBound(records) <= maxBatchBytes || recordBatchSize(records, nowMs) <= maxBatchBytes) return [records];
   const runs: ProducerRecord[][] = [];
   let run: ProducerRecord[] = [];
   let runBytes = 0;

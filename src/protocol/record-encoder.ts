@@ -66,6 +66,25 @@ function writeBytes(buf: Buffer, pos: number, bytes: Buffer | null): number {
   return pos + bytes.length;
 }
 
+/** Worst-case varint bytes of one record's fixed fields: length, attributes, timestamp delta
+ * (varlong), offset delta, key length, value length and header count. */
+const RECORD_OVERHEAD_BOUND_BYTES = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+/** Worst-case varint bytes of one header's two lengths. */
+const HEADER_OVERHEAD_BOUND_BYTES = 5 + 5;
+
+/**
+ * An upper bound of recordBatchSize, in one pass with no allocation: what a producer checks
+ * first, computing the exact size only when the bound is too large.
+ */
+export function recordBatchSizeBound(records: readonly EncodableRecord[]): number {
+  let size = BATCH_HEADER_BYTES;
+  for (const r of records) {
+    size += RECORD_OVERHEAD_BOUND_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (const h of r.headers ?? []) size += HEADER_OVERHEAD_BOUND_BYTES + 3 * h.key.length + (h.value?.length ?? 0);
+  }
+  return size;
+}
+
 /** Size in bytes of the batch encodeRecordBatch would build for these records. */
 export function recordBatchSize(records: readonly EncodableRecord[], nowMs: number): number {
   const base = records[0]?.timestampMs ?? nowMs;
