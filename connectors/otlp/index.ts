@@ -7,6 +7,7 @@ import { log } from '../../src/metrics/log.ts';
 import { startOtlpGrpc, type OtlpGrpcServer } from './grpc.ts';
 import { startOtlpHttp, type OtlpHttpServer } from './http.ts';
 import { OtlpIngest } from './ingest.ts';
+import { ingestTopicConfigs } from '../table/topic-configs.ts';
 
 export interface RunningOtlp extends RunningConnector {
   /** Bound ports (differ from the configured ones when those are 0); undefined when disabled. */
@@ -15,13 +16,18 @@ export interface RunningOtlp extends RunningConnector {
 }
 
 /** Starts the OTLP receivers; does nothing when ingest.otlpEnabled is false. */
-export async function startOtlp(ctx: ConnectorContext): Promise<RunningOtlp> {
+export async function startOtlp(ctx: Pick<ConnectorContext, 'config' | 'producer'>): Promise<RunningOtlp> {
   const { config } = ctx;
   const ingestConfig = config.ingest;
   if (!ingestConfig.otlpEnabled) {
     return { name: 'otlp', grpcPort: undefined, httpPort: undefined, stop: async () => {} };
   }
-  const ingest = new OtlpIngest({ ingest: ingestConfig, messageMaxBytes: config.messageMaxBytes }, ctx.producer);
+  const topicConfigs = {
+    traces: ingestTopicConfigs(config, 'otlp_spans'),
+    metrics: ingestTopicConfigs(config, 'otlp_metrics'),
+    logs: ingestTopicConfigs(config, 'otlp_logs'),
+  };
+  const ingest = new OtlpIngest({ ingest: ingestConfig, messageMaxBytes: config.messageMaxBytes, topicConfigs }, ctx.producer);
   const grpcServer: OtlpGrpcServer = await startOtlpGrpc(ingest, config.host, ingestConfig.otlpGrpcPort, ingestConfig.maxRequestBytes);
   let httpServer: OtlpHttpServer;
   try {

@@ -60,6 +60,8 @@ export interface OtlpIngestOptions {
   ingest: IngestConfig;
   /** The broker's message.max.bytes: records are kept below it. */
   messageMaxBytes: number;
+  /** Configs of a signal's topic when the first request creates it (wharf.table.*). */
+  topicConfigs?: Readonly<Record<Signal, Readonly<Record<string, string>>>>;
 }
 
 export class OtlpIngest {
@@ -68,6 +70,7 @@ export class OtlpIngest {
   private readonly producer: TopicProducer;
   private readonly maxRecordBytes: number;
   private readonly topics: Readonly<Record<Signal, string>>;
+  private readonly topicConfigs: Readonly<Record<Signal, Readonly<Record<string, string>>>> | undefined;
 
   constructor(options: OtlpIngestOptions, producer: TopicProducer) {
     this.config = options.ingest;
@@ -76,6 +79,7 @@ export class OtlpIngest {
     this.maxRecordBytes = options.messageMaxBytes - RECORD_HEADROOM_BYTES;
     if (this.maxRecordBytes < 1024) throw new Error(`message.max.bytes ${options.messageMaxBytes} is too small for OTLP records`);
     this.topics = { traces: options.ingest.spansTopic, metrics: options.ingest.metricsTopic, logs: options.ingest.logsTopic };
+    this.topicConfigs = options.topicConfigs;
   }
 
   /** Exports one request body (already decompressed) of the given signal and format. */
@@ -108,7 +112,9 @@ export class OtlpIngest {
     if (split.records.length > 0) {
       const records = this.config.otlpEncoding === 'otlp_json' ? toJsonRecords(signal, split.records) : split.records;
       try {
-        await this.producer.send(this.topics[signal], records, { partitions: this.config.topicPartitions });
+        await this.producer.send(this.topics[signal], records, {
+          partitions: this.config.topicPartitions, configs: this.topicConfigs?.[signal],
+        });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         log.warn({ signal, topic: this.topics[signal], err: message }, 'otlp produce failed');

@@ -6,15 +6,17 @@
 import type { ConnectorContext, RunningConnector } from '../context.ts';
 import { log } from '../../src/metrics/log.ts';
 import { RemoteWriteReceiver } from './receiver.ts';
+import { ingestTopicConfigs } from '../table/topic-configs.ts';
 
 export const REMOTE_WRITE_ROUTE = 'POST /api/v1/write';
 
-export async function startRemoteWrite(ctx: ConnectorContext): Promise<RunningConnector> {
+export async function startRemoteWrite(ctx: Pick<ConnectorContext, 'config' | 'producer' | 'httpApi'>): Promise<RunningConnector> {
   const { ingest } = ctx.config;
   const receiver = new RemoteWriteReceiver({
     producer: ctx.producer,
     topic: ingest.prometheusTopic,
     partitions: ingest.topicPartitions,
+    topicConfigs: ingestTopicConfigs(ctx.config, 'prometheus_samples'),
     maxRequestBytes: ingest.maxRequestBytes,
     maxInflightBytes: ingest.maxInflightBytes,
   });

@@ -43,6 +43,8 @@ export interface ReceiverOptions {
   topic: string;
   /** Partitions of the topic when the first request creates it. */
   partitions: number;
+  /** Configs of the topic when the first request creates it (wharf.table.*). */
+  topicConfigs?: Readonly<Record<string, string>>;
   /** Largest body accepted, compressed and decompressed alike. */
   maxRequestBytes: number;
   /** Bound on the bytes (compressed + decompressed) of requests being read, decoded or produced. */
@@ -160,7 +162,9 @@ export class RemoteWriteReceiver {
     const message = await decompress(body);
     const decoded = version === ProtocolVersion.V1 ? decodeWriteRequestV1(message) : decodeRequestV2(message);
     if (decoded.records.length > 0) {
-      await this.options.producer.send(this.options.topic, decoded.records, { partitions: this.options.partitions });
+      await this.options.producer.send(this.options.topic, decoded.records, {
+        partitions: this.options.partitions, configs: this.options.topicConfigs,
+      });
     }
     receivedSamplesTotal.inc({ version }, decoded.samples);
     receivedHistogramsTotal.inc({ version }, decoded.histograms);

@@ -28,6 +28,8 @@ import { HttpApi } from './http-api.ts';
 import { Router } from './router.ts';
 import { TOPIC_CONFIG_DEFAULTS, TopicRegistry } from './topics.ts';
 import { InProcessProducer } from './in-process-producer.ts';
+import { InProcessReader } from './in-process-consumer.ts';
+import { objectUris, type ObjectUris } from '../storage/objectstore/uri.ts';
 
 const GROUP_OFFSETS_STREAM_KEY = 'internal/group-offsets-stream';
 const CLUSTER_ID_KEY = 'internal/cluster-id';
@@ -38,6 +40,8 @@ export class Broker {
   readonly http = new HttpApi();
   /** Writes into topics from inside the process (connectors); set once start() resolves. */
   producer: InProcessProducer | undefined;
+  /** Reads topics from inside the process (the table writer); set once start() resolves. */
+  reader: InProcessReader | undefined;
   private readonly stopping = new AbortController();
   private readonly connections = new Set<Connection>();
   private kafkaServer: net.Server | undefined;
@@ -122,7 +126,21 @@ export class Broker {
       res.end('flushed\n');
     });
     this.producer = new InProcessProducer(this.topics, config.numPartitions);
+    this.reader = new InProcessReader(this.topics);
     log.info({ kafkaPort: config.kafkaPort, httpPort: config.httpPort, dataDir: config.dataDir, clusterId }, 'broker started');
+  }
+
+  /**
+   * What connectors that keep their own files (the table writer) share with the broker: the
+   * object store (under their own key prefix), key <-> URI mapping, and the metadata store (under
+   * their own key prefix). Only valid after start().
+   */
+  storageForConnectors(): { objectStore: ObjectStore; objectUris: ObjectUris; metadataStore: MetadataStore } {
+    if (!this.objectStore || !this.metadataStore) throw new Error('broker not started');
+    const uris = this.config.objectStore === 'local'
+      ? objectUris({ kind: 'local', rootDir: path.join(this.config.dataDir, 'objects') })
+      : objectUris({ kind: 's3', bucket: this.config.s3.bucket });
+    return { objectStore: this.objectStore, objectUris: uris, metadataStore: this.metadataStore };
   }
 
   /** /readyz answers 200 from now on (called once everything the process serves is up). */

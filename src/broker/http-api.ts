@@ -11,6 +11,8 @@ export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse)
 export class HttpApi {
   private readonly server: http.Server;
   private readonly routes = new Map<string, RouteHandler>();
+  /** Routes that take every path under a prefix (`METHOD /prefix/`), longest prefix first. */
+  private readonly prefixRoutes: { method: string; prefix: string; handler: RouteHandler }[] = [];
   ready = false;
 
   constructor() {
@@ -42,9 +44,16 @@ export class HttpApi {
     this.routes.set(route, handler);
   }
 
+  /** Adds a handler for every path that starts with `prefix` (e.g. '/iceberg/'). */
+  addPrefix(method: string, prefix: string, handler: RouteHandler): void {
+    this.prefixRoutes.push({ method, prefix, handler });
+    this.prefixRoutes.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    const handler = this.routes.get(`${req.method} ${path}`);
+    const path = (req.url ?? '/').split('?')[0]!;
+    const handler = this.routes.get(`${req.method} ${path}`)
+      ?? this.prefixRoutes.find((r) => r.method === req.method && path.startsWith(r.prefix))?.handler;
     if (!handler) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end(`no route for ${req.method} ${path}\n`);

@@ -41,6 +41,13 @@ export class ProduceError extends Error {
   }
 }
 
+export interface SendOptions {
+  /** Partitions of the topic when this send creates it. */
+  partitions?: number;
+  /** Topic configs when this send creates it (e.g. the ingest topics' wharf.table.* configs). */
+  configs?: Readonly<Record<string, string>>;
+}
+
 export interface TopicProducer {
   /**
    * Appends the records with acks=all semantics. Creates the topic on first use (with
@@ -48,7 +55,7 @@ export interface TopicProducer {
    * ProduceError; on rejection some partitions may have been written (like a Kafka producer
    * whose request failed for some partitions), never a partial batch.
    */
-  send(topic: string, records: readonly ProducerRecord[], options?: { partitions?: number }): Promise<SendResult>;
+  send(topic: string, records: readonly ProducerRecord[], options?: SendOptions): Promise<SendResult>;
 }
 
 /** Records per batch are bounded so that a batch stays within the topic's max.message.bytes. */
@@ -64,9 +71,9 @@ export class InProcessProducer implements TopicProducer {
     this.defaultPartitions = defaultPartitions;
   }
 
-  async send(topic: string, records: readonly ProducerRecord[], options: { partitions?: number } = {}): Promise<SendResult> {
+  async send(topic: string, records: readonly ProducerRecord[], options: SendOptions = {}): Promise<SendResult> {
     const open = this.topics.get(topic)
-      ?? await this.topics.ensure(topic, { numPartitions: options.partitions ?? this.defaultPartitions });
+      ?? await this.topics.ensure(topic, { numPartitions: options.partitions ?? this.defaultPartitions, configs: options.configs });
     if (!open) throw new ProduceError(topic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 'topic does not exist');
     const partitionCount = open.partitions.length;
     const unkeyed = this.nextUnkeyedPartition++ % partitionCount;

@@ -25,7 +25,32 @@ export const TOPIC_CONFIG_DEFAULTS: Record<string, string> = {
   'segment.bytes': '1073741824',
   'compression.type': 'producer',
   'min.insync.replicas': '1',
+  // Stream-to-table (connectors/table): whether the topic is written to an Iceberg table, with
+  // which schema from schemas/tables/ ('raw' for key/value/headers), how often it commits, how
+  // the table is partitioned (comma-separated Iceberg transforms; empty = the schema's default)
+  // and in which namespace (empty = table.namespace of the broker).
+  'wharf.table.enable': 'false',
+  'wharf.table.schema': 'raw',
+  'wharf.table.commit.interval.ms': '10000',
+  'wharf.table.partition.by': '',
+  'wharf.table.namespace': '',
 };
+
+/** Why a topic config value is refused, or undefined when it is acceptable. */
+export function invalidTopicConfig(name: string, value: string): string | undefined {
+  if (!(name in TOPIC_CONFIG_DEFAULTS)) return `unknown topic config ${name}`;
+  if (name === 'wharf.table.enable' && value !== 'true' && value !== 'false') return `${name} must be true or false, not ${value}`;
+  if (name === 'wharf.table.commit.interval.ms' && !(Number.isSafeInteger(Number(value)) && Number(value) >= 100)) {
+    return `${name} must be an integer >= 100, not ${value}`;
+  }
+  return undefined;
+}
+
+/** How a topic created on first use is created. */
+export interface TopicCreation {
+  numPartitions: number;
+  configs?: Readonly<Record<string, string>>;
+}
 
 export class TopicRegistry {
   private readonly model: ClusterModel;
@@ -64,7 +89,7 @@ export class TopicRegistry {
    * The topic, auto-created with the given partition count when missing and `create` is set.
    * Concurrent calls for one name share one creation.
    */
-  async ensure(name: string, create: { numPartitions: number } | undefined): Promise<OpenTopic | undefined> {
+  async ensure(name: string, create: TopicCreation | undefined): Promise<OpenTopic | undefined> {
     const open = this.topics.get(name);
     if (open) return open;
     let pending = this.opening.get(name);
@@ -75,12 +100,12 @@ export class TopicRegistry {
     return pending;
   }
 
-  private async createOrOpen(name: string, create: { numPartitions: number } | undefined): Promise<OpenTopic | undefined> {
+  private async createOrOpen(name: string, create: TopicCreation | undefined): Promise<OpenTopic | undefined> {
     let info = await this.model.getTopic(name);
     if (!info) {
       if (!create) return undefined;
       try {
-        info = await this.model.createTopic(name, { numPartitions: create.numPartitions, configs: {} });
+        info = await this.model.createTopic(name, { numPartitions: create.numPartitions, configs: { ...create.configs } });
         log.info({ topic: name, partitions: create.numPartitions }, 'auto-created topic');
       } catch (err) {
         if (!(err instanceof TopicExistsError)) throw err;

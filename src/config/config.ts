@@ -72,6 +72,30 @@ export interface WharfConfig {
   connectionMaxInflightBytes: number;
   logLevel: string;
   ingest: IngestConfig;
+  table: TableConfig;
+}
+
+/** The stream-to-table writer (connectors/table): topics become Iceberg tables of Parquet files. */
+export interface TableConfig {
+  /** Runs the table writer in this process. */
+  enabled: boolean;
+  /** The four ingest topics are created as table topics (wharf.table.enable=true). */
+  ingestTables: boolean;
+  /** Namespace of tables whose topic does not set wharf.table.namespace. */
+  namespace: string;
+  /** A table's buffered rows are written out once they pass this size, before the commit interval. */
+  targetFileBytes: number;
+  /** Rows per Parquet row group. */
+  rowGroupRows: number;
+  /** Bytes one read of a partition asks for. */
+  fetchMaxBytes: number;
+  /** How often small files are looked for and compacted, and how many make a compaction. */
+  compactionIntervalMs: number;
+  compactionMinFiles: number;
+  /** How often snapshots are expired (by the table's history.expire.* properties) and orphans removed. */
+  maintenanceIntervalMs: number;
+  /** Uncommitted files younger than this are never taken for orphans. */
+  orphanMinAgeMs: number;
 }
 
 /** The OTLP and Prometheus remote-write front-ends (connectors/). */
@@ -151,6 +175,18 @@ export function defaultConfig(): WharfConfig {
       topicPartitions: 8,
       maxRequestBytes: 20 * MiB,
       maxInflightBytes: 128 * MiB,
+    },
+    table: {
+      enabled: true,
+      ingestTables: true,
+      namespace: 'wharf',
+      targetFileBytes: 64 * MiB,
+      rowGroupRows: 128 * 1024,
+      fetchMaxBytes: 4 * MiB,
+      compactionIntervalMs: 60_000,
+      compactionMinFiles: 8,
+      maintenanceIntervalMs: 300_000,
+      orphanMinAgeMs: 3_600_000,
     },
   };
 }
@@ -232,6 +268,16 @@ const SETTINGS: Record<string, Setter> = {
   'ingest.topic.partitions': int('ingest.topic.partitions', (c, v) => { c.ingest.topicPartitions = v; }),
   'ingest.max.request.bytes': int('ingest.max.request.bytes', (c, v) => { c.ingest.maxRequestBytes = v; }),
   'ingest.max.inflight.bytes': int('ingest.max.inflight.bytes', (c, v) => { c.ingest.maxInflightBytes = v; }),
+  'table.enable': bool('table.enable', (c, v) => { c.table.enabled = v; }),
+  'table.ingest.enable': bool('table.ingest.enable', (c, v) => { c.table.ingestTables = v; }),
+  'table.namespace': str((c, v) => { c.table.namespace = v; }),
+  'table.target.file.bytes': int('table.target.file.bytes', (c, v) => { c.table.targetFileBytes = v; }),
+  'table.row.group.rows': int('table.row.group.rows', (c, v) => { c.table.rowGroupRows = v; }),
+  'table.fetch.max.bytes': int('table.fetch.max.bytes', (c, v) => { c.table.fetchMaxBytes = v; }),
+  'table.compaction.interval.ms': int('table.compaction.interval.ms', (c, v) => { c.table.compactionIntervalMs = v; }),
+  'table.compaction.min.files': int('table.compaction.min.files', (c, v) => { c.table.compactionMinFiles = v; }),
+  'table.maintenance.interval.ms': int('table.maintenance.interval.ms', (c, v) => { c.table.maintenanceIntervalMs = v; }),
+  'table.orphan.min.age.ms': int('table.orphan.min.age.ms', (c, v) => { c.table.orphanMinAgeMs = v; }),
 };
 
 export function envName(setting: string): string {

@@ -5,7 +5,7 @@ import type { CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseTop
 import { ErrorCode } from '../../protocol/errors.ts';
 import { InvalidTopicError, TopicExistsError, validateTopicName } from '../../metadata/cluster-model.ts';
 import type { RequestContext } from '../context.ts';
-import { TOPIC_CONFIG_DEFAULTS } from '../topics.ts';
+import { invalidTopicConfig, TOPIC_CONFIG_DEFAULTS } from '../topics.ts';
 import { topicIdHex } from './metadata.ts';
 
 /** Kafka's ConfigSource: DEFAULT_CONFIG = 5, TOPIC_CONFIG = 1. */
@@ -34,7 +34,8 @@ async function createOne(ctx: RequestContext, t: CreateTopic, validateOnly: bool
   }
   const configs: Record<string, string> = {};
   for (const c of t.configs) {
-    if (!(c.name in TOPIC_CONFIG_DEFAULTS)) return failed(t.name, ErrorCode.INVALID_CONFIG, `unknown topic config ${c.name}`);
+    const invalid = invalidTopicConfig(c.name, c.value ?? TOPIC_CONFIG_DEFAULTS[c.name] ?? '');
+    if (invalid !== undefined) return failed(t.name, ErrorCode.INVALID_CONFIG, invalid);
     if (c.value !== null) configs[c.name] = c.value;
   }
   try {

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { defaultConfig } from '../../../src/config/config.ts';
-import type { HttpApi } from '../../../src/broker/http-api.ts';
 import type { ProducerRecord, SendResult, TopicProducer } from '../../../src/broker/in-process-producer.ts';
 import { ProduceError } from '../../../src/broker/in-process-producer.ts';
 import { startOtlp, type RunningOtlp } from '../../../connectors/otlp/index.ts';
@@ -38,7 +37,7 @@ beforeAll(async () => {
   const config = defaultConfig();
   config.host = '127.0.0.1';
   config.ingest = { ...config.ingest, otlpGrpcPort: 0, otlpHttpPort: 0, maxRequestBytes: MAX_REQUEST_BYTES, maxInflightBytes: MAX_INFLIGHT_BYTES };
-  otlp = await startOtlp({ config, producer, httpApi: {} as HttpApi });
+  otlp = await startOtlp({ config, producer });
   url = `http://127.0.0.1:${otlp.httpPort}`;
   grpcTarget = `127.0.0.1:${otlp.grpcPort}`;
 });

@@ -1,0 +1,57 @@
+// Rows of a TableRows grouped by Iceberg partition: each row's partition tuple is computed from
+// its source columns (the builders' buffers, no row objects) and the rows of each tuple become
+// one selection, written as one Parquet file. An unpartitioned table, or a batch whose rows all
+// fall in one partition (the common case: one hour, one service), is one group with no selection.
+
+import { columnBuffers, type ColumnBuffers, type TableRows } from './columns.ts';
+import { bindPartitionSpec, partitionPath, partitionRecord, type PartitionValue, type SourceValue } from './iceberg/partitioning.ts';
+import type { ConversionTable } from './conversion.ts';
+
+export interface PartitionGroup {
+  values: Record<string, PartitionValue>;
+  path: string;
+  /** Row indexes in order, or undefined for every row. */
+  selection: Uint32Array | undefined;
+}
+
+const textDecoder = new TextDecoder();
+
+/** Reads row i of a top-level primitive column as the partition transforms take it. */
+function sourceValue(buffers: ColumnBuffers, i: number): SourceValue {
+  if (buffers.validity !== null && (buffers.validity[i >> 3]! & (1 << (i & 7))) === 0) return null;
+  switch (buffers.kind) {
+    case 'bool': return (buffers.bits[i >> 3]! & (1 << (i & 7))) !== 0;
+    case 'int32': return buffers.values[i]!;
+    case 'int64': return buffers.values[i]!;
+    case 'float32':
+    case 'float64': return buffers.values[i]!;
+    case 'bytes': return textDecoder.decode(buffers.bytes.subarray(buffers.offsets[i]!, buffers.offsets[i + 1]!));
+    case 'fixed': return buffers.bytes.subarray(i * buffers.widthBytes, (i + 1) * buffers.widthBytes);
+    default: throw new Error(`a ${buffers.kind} column cannot be a partition source`);
+  }
+}
+
+export function groupRowsByPartition(rows: TableRows, table: ConversionTable): PartitionGroup[] {
+  const bound = bindPartitionSpec(table.schema, table.spec);
+  if (bound.fields.length === 0) return [{ values: {}, path: '', selection: undefined }];
+  const sources = bound.fields.map((f) => {
+    const source = table.schema.fields.find((field) => field.id === f.field['source-id']);
+    if (!source) throw new Error(`partition source ${f.field['source-id']} is not a top-level column`);
+    return columnBuffers(rows.column(source.name));
+  });
+  const groups = new Map<string, { values: PartitionValue[]; rows: number[] }>();
+  const tuple: PartitionValue[] = new Array<PartitionValue>(bound.fields.length);
+  for (let i = 0; i < rows.rowCount; i++) {
+    for (let f = 0; f < bound.fields.length; f++) tuple[f] = bound.fields[f]!.apply(sourceValue(sources[f]!, i));
+    const key = JSON.stringify(tuple);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { values: tuple.slice(), rows: [] }));
+    group.rows.push(i);
+  }
+  const single = groups.size === 1;
+  return [...groups.values()].map((g) => ({
+    values: partitionRecord(bound, g.values),
+    path: partitionPath(bound, g.values),
+    selection: single ? undefined : Uint32Array.from(g.rows),
+  }));
+}

@@ -1,0 +1,31 @@
+// What the writer reads back from a table's metadata: the schema and partition spec it writes
+// with, and the Kafka offsets its current snapshot holds (the `wharf.offsets` summary entry).
+
+import type { LoadedTable } from './iceberg/catalog.ts';
+import { currentSchema as schemaOf, currentSnapshot, defaultSpec } from './iceberg/metadata.ts';
+import type { PartitionSpec } from './iceberg/partitioning.ts';
+import type { IcebergSchema } from './iceberg/types.ts';
+
+/** Snapshot summary key: JSON object, Kafka partition -> next offset whose record is not in the table. */
+export const OFFSETS_SUMMARY_KEY = 'wharf.offsets';
+
+export function currentSchema(table: LoadedTable): IcebergSchema {
+  return schemaOf(table.metadata);
+}
+
+export function currentSpec(table: LoadedTable): PartitionSpec {
+  return defaultSpec(table.metadata);
+}
+
+/** Next offset per partition held by the current snapshot (0 for partitions it has none of). */
+export function summaryOffsets(table: LoadedTable, partitionCount: number): number[] {
+  const offsets = new Array<number>(partitionCount).fill(0);
+  const text = currentSnapshot(table.metadata)?.summary[OFFSETS_SUMMARY_KEY];
+  if (text === undefined) return offsets;
+  const parsed = JSON.parse(text) as Record<string, number>;
+  for (const [partition, offset] of Object.entries(parsed)) {
+    const p = Number(partition);
+    if (p >= 0 && p < partitionCount && Number.isSafeInteger(offset) && offset >= 0) offsets[p] = offset;
+  }
+  return offsets;
+}

@@ -1,0 +1,274 @@
+// The I/O half of the table writer, for one table topic: reads the topic's partitions from the
+// offsets the tables committed, hands the batches to the table worker, and every commit interval
+// (or once a table's buffered rows pass the target file size) puts the Parquet files on the
+// object store and commits them as one Iceberg snapshot per table.
+//
+// Exactly once: each snapshot's summary carries `wharf.offsets`, the next offset of every Kafka
+// partition whose records are in the table. On start the writer resumes from there; rows of a
+// record that a table already holds are dropped (tables of one topic may have committed
+// different offsets if the process died between their commits). Files written but not
+// committed are orphans and are deleted by maintenance. A failed commit drops the buffered rows
+// and re-reads from the committed offsets.
+
+import type { TopicReader } from '../../src/broker/in-process-consumer.ts';
+import { ErrorCode } from '../../src/protocol/errors.ts';
+import type { ObjectStore } from '../../src/storage/objectstore/index.ts';
+import { log } from '../../src/metrics/log.ts';
+import type { TableConfig } from '../../src/config/config.ts';
+import type { ConversionClient } from './worker.ts';
+import type { WrittenFile } from './conversion.ts';
+import type { ParquetWriteOptions } from './parquet.ts';
+import type { TableTopicSettings } from './topic-configs.ts';
+import { loadTableSchemaFile } from './table-schemas.ts';
+import type { DataFile, IcebergCatalog, LoadedTable } from './iceberg/catalog.ts';
+import { currentSchema, currentSpec, summaryOffsets, OFFSETS_SUMMARY_KEY } from './table-state.ts';
+import { tableMetrics } from './metrics.ts';
+import { TableCompactor } from './compactor.ts';
+
+export interface TopicWriterDeps {
+  reader: TopicReader;
+  store: ObjectStore;
+  catalog: IcebergCatalog;
+  conversions: ConversionClient;
+  config: TableConfig;
+  otlpEncoding: 'otlp_proto' | 'otlp_json';
+}
+
+interface OpenTable {
+  name: string;
+  table: LoadedTable;
+  /** Next offset per Kafka partition whose rows the table holds (committed). */
+  committed: number[];
+  lastCommitMs: number;
+}
+
+/** A table whose rows did not change still commits its offsets this often (so restarts stay short). */
+const IDLE_OFFSETS_COMMIT_MS = 60_000;
+
+export class TopicTableWriter {
+  readonly topic: string;
+  readonly settings: TableTopicSettings;
+  private readonly deps: TopicWriterDeps;
+  private readonly partitionCount: number;
+  private readonly stopping = new AbortController();
+  private tables: OpenTable[] = [];
+  private conversionId = -1;
+  /** Next offset to read per partition. */
+  private position: number[] = [];
+  private bufferedBytes = 0;
+  private nextCommitMs = 0;
+  private running: Promise<void> | undefined;
+  private compactor: TableCompactor | undefined;
+  private nextMaintenanceMs = 0;
+
+  constructor(topic: string, partitionCount: number, settings: TableTopicSettings, deps: TopicWriterDeps) {
+    this.topic = topic;
+    this.partitionCount = partitionCount;
+    this.settings = settings;
+    this.deps = deps;
+  }
+
+  /** Opens (creates, evolves) the tables and starts the read-convert-commit loop. */
+  start(): void {
+    this.running = this.run().catch((err: unknown) => {
+      if (this.stopping.signal.aborted) return;
+      log.error({ topic: this.topic, err }, 'table writer stopped on an error');
+      tableMetrics.writerFailures.inc({ topic: this.topic });
+    });
+  }
+
+  /** Stops reading; buffered rows are not committed (they are read again on the next start). */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.running;
+    if (this.conversionId >= 0) await this.deps.conversions.close(this.conversionId).catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 500;
+    while (!this.stopping.signal.aborted) {
+      try {
+        await this.open();
+        backoffMs = 500;
+        await this.loop();
+      } catch (err) {
+        if (this.stopping.signal.aborted) return;
+        log.warn({ topic: this.topic, err: err instanceof Error ? err.message : String(err) }, 'table writer failed; reopening from the committed offsets');
+        tableMetrics.writerFailures.inc({ topic: this.topic });
+        if (this.conversionId >= 0) await this.deps.conversions.close(this.conversionId).catch(() => undefined);
+        this.conversionId = -1;
+        await sleep(backoffMs, this.stopping.signal);
+        backoffMs = Math.min(backoffMs * 2, 30_000);
+      }
+    }
+  }
+
+  private async open(): Promise<void> {
+    const { catalog, config } = this.deps;
+    const file = loadTableSchemaFile(this.settings.schema);
+    const namespace = [this.settings.namespace];
+    this.tables = [];
+    for (const def of file.tables) {
+      const name = this.topic + def.suffix;
+      let table = await catalog.createTable(namespace, name, def.schema, this.settings.partitionBy ?? def.partitionBy, {
+        'wharf.topic': this.topic,
+        'write.parquet.compression-codec': 'zstd',
+      });
+      table = await catalog.evolveSchema(table, def.schema);
+      const committed = summaryOffsets(table, this.partitionCount);
+      this.tables.push({ name, table, committed, lastCommitMs: Date.now() });
+    }
+    this.position = Array.from({ length: this.partitionCount }, (_, p) => Math.min(...this.tables.map((t) => t.committed[p]!)));
+    this.conversionId = await this.deps.conversions.open({
+      topic: this.topic,
+      schemaName: this.settings.schema,
+      encoding: this.deps.otlpEncoding,
+      tables: this.tables.map((t) => ({ schema: currentSchema(t.table), spec: currentSpec(t.table) })),
+      parquet: parquetOptions(config),
+    });
+    this.bufferedBytes = 0;
+    this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
+    this.compactor = new TableCompactor(this.deps);
+    log.info({ topic: this.topic, tables: this.tables.map((t) => t.name), from: this.position }, 'table writer started');
+  }
+
+  private async loop(): Promise<void> {
+    const { reader, config } = this.deps;
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      let progressed = false;
+      for (let p = 0; p < this.partitionCount && !signal.aborted; p++) {
+        const read = await reader.read(this.topic, p, this.position[p]!, config.fetchMaxBytes);
+        if (read.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
+          this.skipToLogStart(p, read.logStartOffset);
+          continue;
+        }
+        if (read.errorCode !== ErrorCode.NONE) throw new Error(`reading ${this.topic}/${p}: Kafka error ${read.errorCode}`);
+        if (read.batches.length === 0) continue;
+        const skipBelow = this.tables.map((t) => t.committed[p]!);
+        const outcome = await this.deps.conversions.append(this.conversionId, p, read.batches, this.position[p]!, skipBelow);
+        if (outcome.nextOffset <= this.position[p]!) throw new Error(`${this.topic}/${p}: read at ${this.position[p]} did not advance`);
+        this.position[p] = outcome.nextOffset;
+        this.bufferedBytes = outcome.bufferedBytes;
+        tableMetrics.recordsRead.inc({ topic: this.topic }, outcome.records);
+        if (outcome.skippedRecords > 0) tableMetrics.recordsSkipped.inc({ topic: this.topic }, outcome.skippedRecords);
+        progressed = true;
+        if (this.bufferedBytes >= config.targetFileBytes) break;
+      }
+      const nowMs = Date.now();
+      if (nowMs >= this.nextCommitMs || this.bufferedBytes >= config.targetFileBytes) {
+        await this.commit();
+        this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
+      }
+      if (nowMs >= this.nextMaintenanceMs) await this.maintain(nowMs);
+      if (!progressed) await this.waitForData(this.nextCommitMs - Date.now());
+    }
+  }
+
+  /** Records below the log start were deleted by retention before they reached the table. */
+  private skipToLogStart(partition: number, logStartOffset: number): void {
+    if (logStartOffset > this.position[partition]!) {
+      log.warn({ topic: this.topic, partition, from: this.position[partition], to: logStartOffset }, 'records removed by retention before reaching the table');
+      tableMetrics.recordsLost.inc({ topic: this.topic }, logStartOffset - this.position[partition]!);
+      this.position[partition] = logStartOffset;
+    }
+  }
+
+  private async waitForData(timeoutMs: number): Promise<void> {
+    if (timeoutMs <= 0) return;
+    const abort = new AbortController();
+    const onStop = (): void => abort.abort();
+    this.stopping.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      await Promise.race(this.position.map((offset, p) => this.deps.reader.waitForData(this.topic, p, offset, timeoutMs, abort.signal)));
+    } finally {
+      abort.abort();
+      this.stopping.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  /** Writes the buffered rows as Parquet files and commits one snapshot per table. */
+  private async commit(): Promise<void> {
+    const startedMs = Date.now();
+    const files = await this.deps.conversions.flush(this.conversionId);
+    this.bufferedBytes = 0;
+    const byTable = this.tables.map(() => [] as DataFile[]);
+    await Promise.all(files.map(async (file) => {
+      byTable[file.table]!.push(await this.putFile(this.tables[file.table]!, file));
+    }));
+    for (let t = 0; t < this.tables.length; t++) {
+      const open = this.tables[t]!;
+      const advanced = this.position.some((offset, p) => offset > open.committed[p]!);
+      const dataFiles = byTable[t]!;
+      if (dataFiles.length === 0 && !(advanced && startedMs - open.lastCommitMs >= IDLE_OFFSETS_COMMIT_MS)) continue;
+      const offsets = this.position.slice();
+      open.table = await this.deps.catalog.commitAppend(open.table, dataFiles, {
+        [OFFSETS_SUMMARY_KEY]: JSON.stringify(Object.fromEntries(offsets.map((o, p) => [String(p), o]))),
+      });
+      open.committed = offsets;
+      open.lastCommitMs = Date.now();
+      tableMetrics.commits.inc({ table: open.name });
+      tableMetrics.filesWritten.inc({ table: open.name }, dataFiles.length);
+      for (const f of dataFiles) {
+        tableMetrics.rowsCommitted.inc({ table: open.name }, f.recordCount);
+        tableMetrics.bytesWritten.inc({ table: open.name }, f.fileSizeBytes);
+      }
+    }
+    tableMetrics.commitSeconds.observe({ topic: this.topic }, (Date.now() - startedMs) / 1000);
+  }
+
+  private async putFile(open: OpenTable, file: WrittenFile): Promise<DataFile> {
+    const key = this.deps.catalog.newDataFileKey(open.table, file.partitionPath);
+    const bytes = Buffer.from(file.bytes.buffer, file.bytes.byteOffset, file.bytes.byteLength);
+    await this.deps.store.put(key, bytes);
+    return dataFileOf(this.deps.catalog.uriOf(key), file, bytes.length);
+  }
+
+  /** Compaction of small files, snapshot expiry and orphan cleanup, between reads. */
+  private async maintain(nowMs: number): Promise<void> {
+    if (this.nextMaintenanceMs === 0) {
+      this.nextMaintenanceMs = nowMs + Math.min(this.deps.config.compactionIntervalMs, this.deps.config.maintenanceIntervalMs);
+      return;
+    }
+    this.nextMaintenanceMs = nowMs + Math.min(this.deps.config.compactionIntervalMs, this.deps.config.maintenanceIntervalMs);
+    for (const open of this.tables) {
+      open.table = await this.compactor!.maintain(open.table, nowMs);
+    }
+  }
+}
+
+export function parquetOptions(config: TableConfig): ParquetWriteOptions {
+  return { compression: 'zstd', rowGroupRows: config.rowGroupRows };
+}
+
+export function dataFileOf(path: string, file: WrittenFile, fileSizeBytes: number): DataFile {
+  const valueCounts = new Map<number, number>();
+  const nullValueCounts = new Map<number, number>();
+  const lowerBounds = new Map<number, Buffer>();
+  const upperBounds = new Map<number, Buffer>();
+  for (const [fieldId, stats] of file.stats) {
+    valueCounts.set(fieldId, stats.valueCount);
+    nullValueCounts.set(fieldId, stats.nullCount);
+    if (stats.lowerBound !== undefined) lowerBounds.set(fieldId, Buffer.from(stats.lowerBound));
+    if (stats.upperBound !== undefined) upperBounds.set(fieldId, Buffer.from(stats.upperBound));
+  }
+  return {
+    path,
+    format: 'PARQUET',
+    partition: file.partition,
+    recordCount: file.rowCount,
+    fileSizeBytes,
+    columnSizes: file.columnSizes,
+    valueCounts,
+    nullValueCounts,
+    lowerBounds,
+    upperBounds,
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}

@@ -1,0 +1,169 @@
+// The table worker thread: runs TopicConversion (decode, convert, write Parquet) and Parquet
+// compaction off the event loop that serves Kafka and ingest, so a 10-second commit of a busy
+// topic never stalls a produce. The main thread does the I/O (reads topics, puts objects,
+// commits snapshots); batches go in as one copied buffer (transferred), Parquet files come back
+// transferred, so nothing is copied twice.
+//
+// ConversionClient is the main-thread handle. With `inline: true` it runs the same code on the
+// calling thread (tests that want a debugger-friendly path, and the benchmark's baseline).
+
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { TopicConversion, type AppendOutcome, type ConversionSpec, type WrittenFile } from './conversion.ts';
+import { compactParquet, type CompactedFile } from './compact-parquet.ts';
+import type { ParquetWriteOptions } from './parquet.ts';
+
+type Request =
+  | { op: 'open'; id: number; spec: ConversionSpec }
+  | { op: 'append'; id: number; partition: number; batches: Uint8Array; fromOffset: number; skipBelow: number[] }
+  | { op: 'flush'; id: number }
+  | { op: 'clear'; id: number }
+  | { op: 'close'; id: number }
+  | { op: 'compact'; id: number; inputs: Uint8Array[]; options: ParquetWriteOptions };
+
+type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: string };
+
+/** Runs one request against the conversions of this thread. */
+function serve(conversions: Map<number, TopicConversion>, req: Request): unknown {
+  switch (req.op) {
+    case 'open':
+      conversions.set(req.id, new TopicConversion(req.spec));
+      return undefined;
+    case 'append':
+      return conversionOf(conversions, req.id).append(req.partition, Buffer.from(req.batches.buffer, req.batches.byteOffset, req.batches.byteLength), req.fromOffset, req.skipBelow);
+    case 'flush':
+      return conversionOf(conversions, req.id).flush();
+    case 'clear':
+      conversionOf(conversions, req.id).clear();
+      return undefined;
+    case 'close':
+      conversions.delete(req.id);
+      return undefined;
+    case 'compact':
+      return compactParquet(req.inputs, req.options);
+  }
+}
+
+function conversionOf(conversions: Map<number, TopicConversion>, id: number): TopicConversion {
+  const conversion = conversions.get(id);
+  if (!conversion) throw new Error(`no conversion ${id} in the table worker`);
+  return conversion;
+}
+
+function transferablesOf(value: unknown): ArrayBuffer[] {
+  if (Array.isArray(value)) {
+    return value.flatMap((v: unknown) => (v !== null && typeof v === 'object' && 'bytes' in v && v.bytes instanceof Uint8Array) ? [v.bytes.buffer as ArrayBuffer] : []);
+  }
+  if (value !== null && typeof value === 'object' && 'bytes' in value && value.bytes instanceof Uint8Array) return [value.bytes.buffer as ArrayBuffer];
+  return [];
+}
+
+if (!isMainThread && parentPort !== null) {
+  const port = parentPort;
+  const conversions = new Map<number, TopicConversion>();
+  port.on('message', (message: { seq: number; req: Request }) => {
+    let reply: Reply;
+    let transfer: ArrayBuffer[] = [];
+    try {
+      const value = serve(conversions, message.req);
+      transfer = transferablesOf(value);
+      reply = { seq: message.seq, ok: true, value };
+    } catch (err) {
+      reply = { seq: message.seq, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+    }
+    port.postMessage(reply, transfer);
+  });
+}
+
+/** Copies stored batches (slices of larger buffers) into one buffer that can be transferred. */
+function joinBatches(batches: readonly Buffer[]): Uint8Array {
+  let length = 0;
+  for (const b of batches) length += b.length;
+  const joined = new Uint8Array(length);
+  let pos = 0;
+  for (const b of batches) {
+    joined.set(b, pos);
+    pos += b.length;
+  }
+  return joined;
+}
+
+export class ConversionClient {
+  private readonly worker: Worker | undefined;
+  private readonly inline = new Map<number, TopicConversion>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextSeq = 0;
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(options: { inline?: boolean } = {}) {
+    if (options.inline === true) return;
+    this.worker = new Worker(new URL(import.meta.url));
+    this.worker.unref();
+    this.worker.on('message', (reply: Reply) => {
+      const waiter = this.pending.get(reply.seq);
+      if (!waiter) return;
+      this.pending.delete(reply.seq);
+      if (reply.ok) waiter.resolve(reply.value);
+      else waiter.reject(new Error(`table worker: ${reply.error}`));
+    });
+    this.worker.on('error', (err) => this.failAll(err));
+    this.worker.on('exit', (code) => this.failAll(new Error(`table worker exited with code ${code}`)));
+  }
+
+  async open(spec: ConversionSpec): Promise<number> {
+    const id = this.nextId++;
+    await this.call({ op: 'open', id, spec });
+    return id;
+  }
+
+  append(id: number, partition: number, batches: readonly Buffer[], fromOffset: number, skipBelow: number[]): Promise<AppendOutcome> {
+    const joined = joinBatches(batches);
+    return this.call({ op: 'append', id, partition, batches: joined, fromOffset, skipBelow }, [joined.buffer as ArrayBuffer]) as Promise<AppendOutcome>;
+  }
+
+  flush(id: number): Promise<WrittenFile[]> {
+    return this.call({ op: 'flush', id }) as Promise<WrittenFile[]>;
+  }
+
+  clear(id: number): Promise<void> {
+    return this.call({ op: 'clear', id }) as Promise<void>;
+  }
+
+  close(id: number): Promise<void> {
+    return this.call({ op: 'close', id }) as Promise<void>;
+  }
+
+  /** Merges Parquet files (same schema) into one. */
+  compact(inputs: readonly Uint8Array[], options: ParquetWriteOptions): Promise<CompactedFile> {
+    // Copies: object-store reads may be views of shared pools, which must not be transferred.
+    const owned = inputs.map((i) => new Uint8Array(i));
+    return this.call({ op: 'compact', id: -1, inputs: owned, options }, owned.map((i) => i.buffer as ArrayBuffer)) as Promise<CompactedFile>;
+  }
+
+  async terminate(): Promise<void> {
+    if (this.worker) await this.worker.terminate();
+    this.inline.clear();
+  }
+
+  private call(req: Request, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (!this.worker) {
+      try {
+        return Promise.resolve(serve(this.inline, req));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    if (this.failure) return Promise.reject(this.failure);
+    const seq = this.nextSeq++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      this.worker!.postMessage({ seq, req }, transfer);
+    });
+  }
+
+  private failAll(err: Error): void {
+    this.failure ??= err;
+    for (const waiter of this.pending.values()) waiter.reject(err);
+    this.pending.clear();
+  }
+}
