@@ -88,26 +88,31 @@ function joinBatches(batches: readonly Buffer[]): Uint8Array {
 }
 
 export class ConversionClient {
-  private readonly worker: Worker | undefined;
+  private readonly inlineMode: boolean;
+  /** Started on first use, so a process without table topics has no worker thread. */
+  private worker: Worker | undefined;
   private readonly inline = new Map<number, TopicConversion>();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextSeq = 0;
   private nextId = 0;
-  private failure: Error | undefined;
 
   constructor(options: { inline?: boolean } = {}) {
-    if (options.inline === true) return;
-    this.worker = new Worker(new URL(import.meta.url));
-    this.worker.unref();
-    this.worker.on('message', (reply: Reply) => {
+    this.inlineMode = options.inline === true;
+  }
+
+  private startWorker(): Worker {
+    const worker = new Worker(new URL(import.meta.url));
+    worker.unref();
+    worker.on('message', (reply: Reply) => {
       const waiter = this.pending.get(reply.seq);
       if (!waiter) return;
       this.pending.delete(reply.seq);
       if (reply.ok) waiter.resolve(reply.value);
       else waiter.reject(new Error(`table worker: ${reply.error}`));
     });
-    this.worker.on('error', (err) => this.failAll(err));
-    this.worker.on('exit', (code) => this.failAll(new Error(`table worker exited with code ${code}`)));
+    worker.on('error', (err) => this.failAll(worker, err));
+    worker.on('exit', (code) => this.failAll(worker, new Error(`table worker exited with code ${code}`)));
+    return worker;
   }
 
   async open(spec: ConversionSpec): Promise<number> {
@@ -141,28 +146,35 @@ export class ConversionClient {
   }
 
   async terminate(): Promise<void> {
-    if (this.worker) await this.worker.terminate();
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) await worker.terminate();
     this.inline.clear();
   }
 
   private call(req: Request, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (!this.worker) {
+    if (this.inlineMode) {
       try {
         return Promise.resolve(serve(this.inline, req));
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
     }
-    if (this.failure) return Promise.reject(this.failure);
+    this.worker ??= this.startWorker();
+    const worker = this.worker;
     const seq = this.nextSeq++;
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      this.worker!.postMessage({ seq, req }, transfer);
+      worker.postMessage({ seq, req }, transfer);
     });
   }
 
-  private failAll(err: Error): void {
-    this.failure ??= err;
+  /**
+   * A worker that died fails every call in flight; the next call starts a new worker (the topic
+   * writers then reopen their conversions from their committed offsets).
+   */
+  private failAll(worker: Worker, err: Error): void {
+    if (this.worker === worker) this.worker = undefined;
     for (const waiter of this.pending.values()) waiter.reject(err);
     this.pending.clear();
   }
