@@ -1,6 +1,7 @@
 // The topics this broker serves: their metadata (from the cluster model) and an open
 // PartitionLog per partition. Single node: this broker leads every partition.
 
+import { existsSync } from 'node:fs';
 import type { ClusterModel, TopicInfo } from '../metadata/cluster-model.ts';
 import { TopicExistsError, TopicNotFoundError } from '../metadata/cluster-model.ts';
 import type { StreamStorage } from '../storage/stream.ts';
@@ -40,6 +41,9 @@ export const TOPIC_CONFIG_DEFAULTS: Record<string, string> = {
 export function invalidTopicConfig(name: string, value: string): string | undefined {
   if (!(name in TOPIC_CONFIG_DEFAULTS)) return `unknown topic config ${name}`;
   if (name === 'wharf.table.enable' && value !== 'true' && value !== 'false') return `${name} must be true or false, not ${value}`;
+  if (name === 'wharf.table.schema' && !(/^[a-z0-9_]+$/.test(value) && existsSync(new URL(`../../schemas/tables/${value}.json`, import.meta.url)))) {
+    return `${name}: no table schema ${value} in schemas/tables/ (raw, otlp_logs, otlp_spans, otlp_metrics, prometheus_samples)`;
+  }
   if (name === 'wharf.table.commit.interval.ms' && !(Number.isSafeInteger(Number(value)) && Number(value) >= 100)) {
     return `${name} must be an integer >= 100, not ${value}`;
   }

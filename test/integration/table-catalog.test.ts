@@ -71,6 +71,20 @@ for (const kind of ['local', 's3'] as const) {
       await producer.disconnect();
     }, 90_000);
 
+    it('refuses table configs that cannot work, with INVALID_CONFIG', async () => {
+      const admin = kafkajsClient(broker.bootstrap).admin();
+      await admin.connect();
+      try {
+        for (const [name, value] of [['wharf.table.schema', 'nope'], ['wharf.table.enable', 'yes'], ['wharf.table.commit.interval.ms', '5']]) {
+          const err = await admin.createTopics({ topics: [{ topic: `bad-${kind}`, configEntries: [{ name: name!, value: value! }] }] })
+            .then(() => undefined, (e: unknown) => e as { errors?: { type: string }[] });
+          expect(err?.errors?.[0]?.type, `${name}=${value}`).toBe('INVALID_CONFIG');
+        }
+      } finally {
+        await admin.disconnect();
+      }
+    });
+
     afterAll(async () => {
       await store?.close();
       await broker?.stop();
@@ -116,6 +130,15 @@ for (const kind of ['local', 's3'] as const) {
       expect(Number(snapshot.summary['total-records'])).toBe(RECORDS);
       expect(new Set(counted.files.get(`lake.${TOPIC}`))).toEqual(new Set(files.keys()));
       for (const path of files.keys()) expect(path.startsWith(kind === 'local' ? 'file:///' : `s3://${s3!.bucket}/tables/lake/${TOPIC}/data/`)).toBe(true);
+
+      // Errors as the REST spec's ErrorModel; the catalog is read-only.
+      const missing = await fetch(`${broker.httpUrl}/iceberg/v1/namespaces/lake/tables/nope`);
+      expect(missing.status).toBe(404);
+      expect((await missing.json() as { error: { type: string } }).error.type).toBe('NoSuchTableException');
+      expect((await fetch(`${broker.httpUrl}/iceberg/v1/namespaces/nope/tables`)).status).toBe(404);
+      const drop = await fetch(`${broker.httpUrl}/iceberg/v1/namespaces/lake/tables/${TOPIC}`, { method: 'DELETE' });
+      expect(drop.status).toBe(405);
+      expect(await catalog.loadTable({ namespace: ['lake'], name: TOPIC })).toEqual(metadata);
 
       const values = await query(`SELECT decode("value") AS v, decode("key") AS k, headers FROM ${TOPIC} WHERE decode("value") = 'click 7'`);
       expect(values.rows).toEqual([{ v: 'click 7', k: 'user-7', headers: [{ key: 'source', value: expect.anything() }] }]);
