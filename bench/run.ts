@@ -8,11 +8,12 @@
 //   catchup       catch-up read throughput from objects, GETs per GiB
 //   compaction    bytes stored per byte produced, PUTs/GETs per GiB
 //   object-wal    produce p99 at 20 MiB/s with the object WAL on s3rver
+//   table         OTLP topic to committed Parquet rows/s next to DuckDB's COPY, file sizes, freshness
 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-const BENCHES = ['produce', 'otlp', 'remote-write', 'catchup', 'compaction', 'object-wal'];
+const BENCHES = ['produce', 'otlp', 'remote-write', 'catchup', 'compaction', 'object-wal', 'table'];
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !BENCHES.includes(name));
 if (unknown.length > 0) {
