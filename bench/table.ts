@@ -9,7 +9,7 @@
 //    exception event on 1 in 8). The ingest topic is created beforehand (Kafka CreateTopics)
 //    with the ingest configs plus wharf.table.commit.interval.ms=BENCH_TABLE_COMMIT_INTERVAL_MS
 //    (default 1000), so the last rows wait at most 1 s for their commit instead of 10 s (files
-//    are cut by table.target.file.bytes during a catch-up either way).
+//    are cut by table.buffer.max.bytes during a catch-up either way).
 // 2. Catch-up: the broker restarts on the same data with the writer on; rows/s = rows / seconds
 //    from /readyz until the table's current snapshot (REST catalog, polled every 100 ms) holds
 //    them all. Also the broker process's CPU seconds over that time (all threads).

@@ -23,6 +23,7 @@ interface Schedule { nextCompactionMs: number; nextExpiryMs: number }
 export class TableCompactor {
   private readonly deps: TopicWriterDeps;
   private readonly schedules = new Map<string, Schedule>();
+  private nextWorker = 0;
 
   constructor(deps: TopicWriterDeps) {
     this.deps = deps;
@@ -87,7 +88,7 @@ export class TableCompactor {
   private async merge(table: LoadedTable, files: DataFile[]): Promise<LoadedTable> {
     const { catalog, store, conversions, config } = this.deps;
     const inputs = await Promise.all(files.map((f) => store.get(table.location.keyOf(f.path))));
-    const merged = await conversions.compact(inputs, parquetOptions(config));
+    const merged = await conversions[this.nextWorker++ % conversions.length]!.compact(inputs, parquetOptions(config));
     const expectedRows = files.reduce((sum, f) => sum + f.recordCount, 0);
     if (merged.rowCount !== expectedRows) throw new Error(`compacted file has ${merged.rowCount} rows, inputs ${expectedRows}`);
     const schema = currentSchema(table);

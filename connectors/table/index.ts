@@ -33,7 +33,7 @@ export async function startTableWriter(ctx: ConnectorContext): Promise<RunningTa
   if (!ctx.config.table.enabled) {
     return { name: 'table-writer', catalog, topics: () => [], stop: async () => {} };
   }
-  const conversions = new ConversionClient();
+  const conversions = Array.from({ length: ctx.config.table.workerThreads }, () => new ConversionClient());
   const writers = new Map<string, TopicTableWriter>();
   const deps = {
     reader: ctx.reader,
@@ -79,7 +79,7 @@ export async function startTableWriter(ctx: ConnectorContext): Promise<RunningTa
         clearInterval(timer);
         await Promise.all([...writers.values()].map((w) => w.stop()));
         writers.clear();
-        await conversions.terminate();
+        await Promise.all(conversions.map((c) => c.terminate()));
       })();
       return stopped;
     },

@@ -29,9 +29,18 @@ export interface TopicWriterDeps {
   reader: TopicReader;
   store: ObjectStore;
   catalog: IcebergCatalog;
-  conversions: ConversionClient;
+  /** The table worker threads; a topic's Kafka partitions are spread over them (lanes). */
+  conversions: readonly ConversionClient[];
   config: TableConfig;
   otlpEncoding: 'otlp_proto' | 'otlp_json';
+}
+
+/** One worker thread's share of a topic: the Kafka partitions whose records it converts. */
+interface Lane {
+  client: ConversionClient;
+  conversionId: number;
+  partitions: number[];
+  bufferedBytes: number;
 }
 
 interface OpenTable {
@@ -52,10 +61,9 @@ export class TopicTableWriter {
   private readonly partitionCount: number;
   private readonly stopping = new AbortController();
   private tables: OpenTable[] = [];
-  private conversionId = -1;
+  private lanes: Lane[] = [];
   /** Next offset to read per partition. */
   private position: number[] = [];
-  private bufferedBytes = 0;
   private nextCommitMs = 0;
   private running: Promise<void> | undefined;
   private compactor: TableCompactor | undefined;
@@ -81,7 +89,17 @@ export class TopicTableWriter {
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.running;
-    if (this.conversionId >= 0) await this.deps.conversions.close(this.conversionId).catch(() => undefined);
+    await this.closeLanes();
+  }
+
+  private async closeLanes(): Promise<void> {
+    const lanes = this.lanes;
+    this.lanes = [];
+    await Promise.all(lanes.map((lane) => lane.client.close(lane.conversionId).catch(() => undefined)));
+  }
+
+  private bufferedBytes(): number {
+    return this.lanes.reduce((sum, lane) => sum + lane.bufferedBytes, 0);
   }
 
   private async run(): Promise<void> {
@@ -95,8 +113,7 @@ export class TopicTableWriter {
         if (this.stopping.signal.aborted) return;
         log.warn({ topic: this.topic, err: err instanceof Error ? err.message : String(err) }, 'table writer failed; reopening from the committed offsets');
         tableMetrics.writerFailures.inc({ topic: this.topic });
-        if (this.conversionId >= 0) await this.deps.conversions.close(this.conversionId).catch(() => undefined);
-        this.conversionId = -1;
+        await this.closeLanes();
         await sleep(backoffMs, this.stopping.signal);
         backoffMs = Math.min(backoffMs * 2, 30_000);
       }
@@ -119,50 +136,64 @@ export class TopicTableWriter {
       this.tables.push({ name, table, committed, lastCommitMs: Date.now() });
     }
     this.position = Array.from({ length: this.partitionCount }, (_, p) => Math.min(...this.tables.map((t) => t.committed[p]!)));
-    this.conversionId = await this.deps.conversions.open({
+    const spec = {
       topic: this.topic,
       schemaName: this.settings.schema,
       encoding: this.deps.otlpEncoding,
       tables: this.tables.map((t) => ({ schema: currentSchema(t.table), spec: currentSpec(t.table) })),
       parquet: parquetOptions(config),
-    });
-    this.bufferedBytes = 0;
+    };
+    const clients = this.deps.conversions.slice(0, Math.min(this.deps.conversions.length, this.partitionCount));
+    this.lanes = await Promise.all(clients.map(async (client, i) => ({
+      client,
+      conversionId: await client.open(spec),
+      partitions: Array.from({ length: this.partitionCount }, (_, p) => p).filter((p) => p % clients.length === i),
+      bufferedBytes: 0,
+    })));
     this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
     this.compactor = new TableCompactor(this.deps);
     log.info({ topic: this.topic, tables: this.tables.map((t) => t.name), from: this.position }, 'table writer started');
   }
 
   private async loop(): Promise<void> {
-    const { reader, config } = this.deps;
+    const { config } = this.deps;
     const signal = this.stopping.signal;
     while (!signal.aborted) {
-      let progressed = false;
-      for (let p = 0; p < this.partitionCount && !signal.aborted; p++) {
-        const read = await reader.read(this.topic, p, this.position[p]!, config.fetchMaxBytes);
-        if (read.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
-          this.skipToLogStart(p, read.logStartOffset);
-          continue;
-        }
-        if (read.errorCode !== ErrorCode.NONE) throw new Error(`reading ${this.topic}/${p}: Kafka error ${read.errorCode}`);
-        if (read.batches.length === 0) continue;
-        const skipBelow = this.tables.map((t) => t.committed[p]!);
-        const outcome = await this.deps.conversions.append(this.conversionId, p, read.batches, this.position[p]!, skipBelow);
-        if (outcome.nextOffset <= this.position[p]!) throw new Error(`${this.topic}/${p}: read at ${this.position[p]} did not advance`);
-        this.position[p] = outcome.nextOffset;
-        this.bufferedBytes = outcome.bufferedBytes;
-        tableMetrics.recordsRead.inc({ topic: this.topic }, outcome.records);
-        if (outcome.skippedRecords > 0) tableMetrics.recordsSkipped.inc({ topic: this.topic }, outcome.skippedRecords);
-        progressed = true;
-        if (this.bufferedBytes >= config.targetFileBytes) break;
-      }
+      // Lanes convert in their worker threads at the same time; each reads its partitions in turn.
+      const progressed = (await Promise.all(this.lanes.map((lane) => this.readLane(lane)))).some((p) => p);
       const nowMs = Date.now();
-      if (nowMs >= this.nextCommitMs || this.bufferedBytes >= config.targetFileBytes) {
+      if (nowMs >= this.nextCommitMs || this.bufferedBytes() >= config.bufferMaxBytes) {
         await this.commit();
         this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
       }
       if (nowMs >= this.nextMaintenanceMs) await this.maintain(nowMs);
       if (!progressed) await this.waitForData(this.nextCommitMs - Date.now());
     }
+  }
+
+  /** Reads and converts one batch of reads from each partition of the lane; true when any had records. */
+  private async readLane(lane: Lane): Promise<boolean> {
+    const { reader, config } = this.deps;
+    let progressed = false;
+    for (const p of lane.partitions) {
+      if (this.stopping.signal.aborted || this.bufferedBytes() >= config.bufferMaxBytes) break;
+      const read = await reader.read(this.topic, p, this.position[p]!, config.fetchMaxBytes);
+      if (read.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
+        this.skipToLogStart(p, read.logStartOffset);
+        continue;
+      }
+      if (read.errorCode !== ErrorCode.NONE) throw new Error(`reading ${this.topic}/${p}: Kafka error ${read.errorCode}`);
+      if (read.batches.length === 0) continue;
+      const skipBelow = this.tables.map((t) => t.committed[p]!);
+      const outcome = await lane.client.append(lane.conversionId, p, read.batches, this.position[p]!, skipBelow);
+      if (outcome.nextOffset <= this.position[p]!) throw new Error(`${this.topic}/${p}: read at ${this.position[p]} did not advance`);
+      this.position[p] = outcome.nextOffset;
+      lane.bufferedBytes = outcome.bufferedBytes;
+      tableMetrics.recordsRead.inc({ topic: this.topic }, outcome.records);
+      if (outcome.skippedRecords > 0) tableMetrics.recordsSkipped.inc({ topic: this.topic }, outcome.skippedRecords);
+      progressed = true;
+    }
+    return progressed;
   }
 
   /** Records below the log start were deleted by retention before they reached the table. */
@@ -190,8 +221,8 @@ export class TopicTableWriter {
   /** Writes the buffered rows as Parquet files and commits one snapshot per table. */
   private async commit(): Promise<void> {
     const startedMs = Date.now();
-    const files = await this.deps.conversions.flush(this.conversionId);
-    this.bufferedBytes = 0;
+    const files = (await Promise.all(this.lanes.map((lane) => lane.client.flush(lane.conversionId)))).flat();
+    for (const lane of this.lanes) lane.bufferedBytes = 0;
     const byTable = this.tables.map(() => [] as DataFile[]);
     await Promise.all(files.map(async (file) => {
       byTable[file.table]!.push(await this.putFile(this.tables[file.table]!, file));

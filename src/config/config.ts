@@ -83,8 +83,15 @@ export interface TableConfig {
   ingestTables: boolean;
   /** Namespace of tables whose topic does not set wharf.table.namespace. */
   namespace: string;
-  /** A table's buffered rows are written out once they pass this size, before the commit interval. */
+  /**
+   * Bound on a topic's rows buffered in column builders (memory, not file size: Parquet is
+   * 10-30x smaller); past it the rows are written and committed before the commit interval.
+   */
+  bufferMaxBytes: number;
+  /** Size compaction merges small data files towards (files under a quarter of it are small). */
   targetFileBytes: number;
+  /** Worker threads that convert records and write Parquet; a topic's partitions are spread over them. */
+  workerThreads: number;
   /** Rows per Parquet row group. */
   rowGroupRows: number;
   /** Bytes one read of a partition asks for. */
@@ -180,7 +187,9 @@ export function defaultConfig(): WharfConfig {
       enabled: true,
       ingestTables: true,
       namespace: 'wharf',
-      targetFileBytes: 64 * MiB,
+      bufferMaxBytes: 64 * MiB,
+      targetFileBytes: 128 * MiB,
+      workerThreads: 2,
       rowGroupRows: 128 * 1024,
       fetchMaxBytes: 4 * MiB,
       compactionIntervalMs: 60_000,
@@ -271,7 +280,12 @@ const SETTINGS: Record<string, Setter> = {
   'table.enable': bool('table.enable', (c, v) => { c.table.enabled = v; }),
   'table.ingest.enable': bool('table.ingest.enable', (c, v) => { c.table.ingestTables = v; }),
   'table.namespace': str((c, v) => { c.table.namespace = v; }),
+  'table.buffer.max.bytes': int('table.buffer.max.bytes', (c, v) => { c.table.bufferMaxBytes = v; }),
   'table.target.file.bytes': int('table.target.file.bytes', (c, v) => { c.table.targetFileBytes = v; }),
+  'table.worker.threads': int('table.worker.threads', (c, v) => {
+    if (v < 1 || v > 16) throw new Error(`config table.worker.threads: 1 to 16, not ${v}`);
+    c.table.workerThreads = v;
+  }),
   'table.row.group.rows': int('table.row.group.rows', (c, v) => { c.table.rowGroupRows = v; }),
   'table.fetch.max.bytes': int('table.fetch.max.bytes', (c, v) => { c.table.fetchMaxBytes = v; }),
   'table.compaction.interval.ms': int('table.compaction.interval.ms', (c, v) => { c.table.compactionIntervalMs = v; }),

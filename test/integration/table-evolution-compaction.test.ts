@@ -143,9 +143,14 @@ describe('compaction of small files', () => {
     await createRawTopic(broker, 'small', 100);
     const producer = kafkajsClient(broker.bootstrap).producer();
     await producer.connect();
+    // Eight sends, each committed before the next: eight small files.
     for (let send = 0; send < 8; send++) {
       await producer.send({ topic: 'small', messages: Array.from({ length: 50 }, (_, i) => ({ key: `${send}-${i}`, value: `v${send}-${i}` })) });
-      await new Promise((r) => setTimeout(r, 250));
+      await waitFor(`send ${send} committed`, async () => {
+        const loaded = await loadRest(broker, 'small').catch(() => undefined);
+        const current = loaded?.metadata.snapshots.find((s) => s['snapshot-id'] === loaded.metadata['current-snapshot-id']);
+        return Number(current?.summary['total-records'] ?? 0) >= (send + 1) * 50;
+      }, 20_000);
     }
     await producer.disconnect();
 

@@ -36,7 +36,7 @@ beforeAll(async () => {
   broker = await startBroker({
     name: 'table-exactly-once',
     env: {
-      WHARF_TABLE_TARGET_FILE_BYTES: String(128 * 1024),
+      WHARF_TABLE_BUFFER_MAX_BYTES: String(128 * 1024),
       WHARF_TABLE_FETCH_MAX_BYTES: String(16 * 1024),
       WHARF_TABLE_MAINTENANCE_INTERVAL_MS: '1000',
       WHARF_TABLE_COMPACTION_INTERVAL_MS: '1000',
