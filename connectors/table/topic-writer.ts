@@ -10,7 +10,7 @@
 // committed are orphans and are deleted by maintenance. A failed commit drops the buffered rows
 // and re-reads from the committed offsets.
 
-import type { TopicReader } from '../../src/broker/in-process-consumer.ts';
+import type { PartitionRead, TopicReader } from '../../src/broker/in-process-consumer.ts';
 import { ErrorCode } from '../../src/protocol/errors.ts';
 import type { ObjectStore } from '../../src/storage/objectstore/index.ts';
 import { log } from '../../src/metrics/log.ts';
@@ -66,6 +66,8 @@ export class TopicTableWriter {
   private position: number[] = [];
   private nextCommitMs = 0;
   private running: Promise<void> | undefined;
+  /** The put-and-commit of the last flushed files, running while reading goes on. */
+  private pendingCommit: Promise<void> | undefined;
   private compactor: TableCompactor | undefined;
   private nextMaintenanceMs = 0;
 
@@ -89,6 +91,7 @@ export class TopicTableWriter {
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.running;
+    await this.pendingCommit?.catch(() => undefined);
     await this.closeLanes();
   }
 
@@ -167,17 +170,24 @@ export class TopicTableWriter {
         this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
       }
       if (nowMs >= this.nextMaintenanceMs) await this.maintain(nowMs);
-      if (!progressed) await this.waitForData(this.nextCommitMs - Date.now());
+      if (!progressed) {
+        await this.awaitCommit();
+        await this.waitForData(this.nextCommitMs - Date.now());
+      }
     }
   }
 
   /** Reads and converts one batch of reads from each partition of the lane; true when any had records. */
   private async readLane(lane: Lane): Promise<boolean> {
-    const { reader, config } = this.deps;
+    const { config } = this.deps;
     let progressed = false;
-    for (const p of lane.partitions) {
+    // The next partition's read is issued while this one converts in the worker.
+    let next: Promise<PartitionRead> | undefined = this.readPartition(lane.partitions[0]!);
+    for (let i = 0; i < lane.partitions.length; i++) {
+      const p = lane.partitions[i]!;
+      const read = await next!;
+      next = i + 1 < lane.partitions.length ? this.readPartition(lane.partitions[i + 1]!) : undefined;
       if (this.stopping.signal.aborted || this.bufferedBytes() >= config.bufferMaxBytes) break;
-      const read = await reader.read(this.topic, p, this.position[p]!, config.fetchMaxBytes);
       if (read.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
         this.skipToLogStart(p, read.logStartOffset);
         continue;
@@ -193,7 +203,14 @@ export class TopicTableWriter {
       if (outcome.skippedRecords > 0) tableMetrics.recordsSkipped.inc({ topic: this.topic }, outcome.skippedRecords);
       progressed = true;
     }
+    next?.catch(() => undefined);
     return progressed;
+  }
+
+  private readPartition(partition: number): Promise<PartitionRead> {
+    const read = this.deps.reader.read(this.topic, partition, this.position[partition]!, this.deps.config.fetchMaxBytes);
+    read.catch(() => undefined);
+    return read;
   }
 
   /** Records below the log start were deleted by retention before they reached the table. */
@@ -219,20 +236,39 @@ export class TopicTableWriter {
   }
 
   /** Writes the buffered rows as Parquet files and commits one snapshot per table. */
+  /**
+   * Writes the buffered rows as Parquet files (in the workers) and starts putting and committing
+   * them, one snapshot per table, with the offsets read so far; the workers go on converting in
+   * the meantime. Commits stay in order: the previous one is awaited first.
+   */
   private async commit(): Promise<void> {
+    await this.awaitCommit();
     const startedMs = Date.now();
     const files = (await Promise.all(this.lanes.map((lane) => lane.client.flush(lane.conversionId)))).flat();
     for (const lane of this.lanes) lane.bufferedBytes = 0;
+    const offsets = this.position.slice();
+    this.pendingCommit = this.putAndCommit(files, offsets, startedMs);
+    // A failure surfaces at the next awaitCommit(); until then it must not be unhandled.
+    this.pendingCommit.catch(() => undefined);
+  }
+
+  /** Waits for the commit in flight; rethrows its failure (the writer then reopens). */
+  private async awaitCommit(): Promise<void> {
+    const pending = this.pendingCommit;
+    this.pendingCommit = undefined;
+    if (pending) await pending;
+  }
+
+  private async putAndCommit(files: WrittenFile[], offsets: number[], startedMs: number): Promise<void> {
     const byTable = this.tables.map(() => [] as DataFile[]);
     await Promise.all(files.map(async (file) => {
       byTable[file.table]!.push(await this.putFile(this.tables[file.table]!, file));
     }));
     for (let t = 0; t < this.tables.length; t++) {
       const open = this.tables[t]!;
-      const advanced = this.position.some((offset, p) => offset > open.committed[p]!);
+      const advanced = offsets.some((offset, p) => offset > open.committed[p]!);
       const dataFiles = byTable[t]!;
       if (dataFiles.length === 0 && !(advanced && startedMs - open.lastCommitMs >= IDLE_OFFSETS_COMMIT_MS)) continue;
-      const offsets = this.position.slice();
       open.table = await this.deps.catalog.commitAppend(open.table, dataFiles, {
         [OFFSETS_SUMMARY_KEY]: JSON.stringify(Object.fromEntries(offsets.map((o, p) => [String(p), o]))),
       });
@@ -262,6 +298,7 @@ export class TopicTableWriter {
       return;
     }
     this.nextMaintenanceMs = nowMs + Math.min(this.deps.config.compactionIntervalMs, this.deps.config.maintenanceIntervalMs);
+    await this.awaitCommit(); // maintenance commits too: never two commits of a table at once
     for (const open of this.tables) {
       open.table = await this.compactor!.maintain(open.table, nowMs);
     }
