@@ -33,7 +33,7 @@ export async function startTableWriter(ctx: ConnectorContext): Promise<RunningTa
   if (!ctx.config.table.enabled) {
     return { name: 'table-writer', catalog, topics: () => [], stop: async () => {} };
   }
-  const conversions = Array.from({ length: ctx.config.table.workerThreads }, () => new ConversionClient());
+  const conversions = Array.from({ length: ctx.config.table.workerThreads }, () => new ConversionClient({ nice: ctx.config.table.workerNice }));
   const writers = new Map<string, TopicTableWriter>();
   const deps = {
     reader: ctx.reader,

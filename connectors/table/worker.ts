@@ -7,7 +7,9 @@
 // ConversionClient is the main-thread handle. With `inline: true` it runs the same code on the
 // calling thread (tests that want a debugger-friendly path, and the benchmark's baseline).
 
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { readlinkSync } from 'node:fs';
+import os from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { TopicConversion, type AppendOutcome, type ConversionSpec, type WrittenFile } from './conversion.ts';
 import { compactParquet, type CompactedFile } from './compact-parquet.ts';
 import type { ParquetWriteOptions } from './parquet.ts';
@@ -57,7 +59,23 @@ function transferablesOf(value: unknown): ArrayBuffer[] {
   return [];
 }
 
+/**
+ * Lowers this thread's CPU priority (Linux: setpriority on the thread id), so that when cores are
+ * short the threads serving Kafka and ingest win and table conversion waits; with spare CPU it
+ * makes no difference.
+ */
+function niceThisThread(nice: number): void {
+  if (nice === 0 || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isSafeInteger(tid) && tid > 0) os.setPriority(tid, nice);
+  } catch {
+    // Not permitted or not available: run at the process's priority.
+  }
+}
+
 if (!isMainThread && parentPort !== null) {
+  niceThisThread(Number((workerData as { nice?: number } | null)?.nice ?? 0));
   const port = parentPort;
   const conversions = new Map<number, TopicConversion>();
   port.on('message', (message: { seq: number; req: Request }) => {
@@ -96,12 +114,16 @@ export class ConversionClient {
   private nextSeq = 0;
   private nextId = 0;
 
-  constructor(options: { inline?: boolean } = {}) {
+  private readonly nice: number;
+
+  /** `nice`: the worker thread's niceness (0 to 19), below the threads that serve clients. */
+  constructor(options: { inline?: boolean; nice?: number } = {}) {
     this.inlineMode = options.inline === true;
+    this.nice = options.nice ?? 0;
   }
 
   private startWorker(): Worker {
-    const worker = new Worker(new URL(import.meta.url));
+    const worker = new Worker(new URL(import.meta.url), { workerData: { nice: this.nice } });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const waiter = this.pending.get(reply.seq);

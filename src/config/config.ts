@@ -92,6 +92,8 @@ export interface TableConfig {
   targetFileBytes: number;
   /** Worker threads that convert records and write Parquet; a topic's partitions are spread over them. */
   workerThreads: number;
+  /** Niceness of those threads (0-19): when CPU is short, serving clients comes before tables. */
+  workerNice: number;
   /** Rows per Parquet row group. */
   rowGroupRows: number;
   /** Bytes one read of a partition asks for. */
@@ -190,6 +192,7 @@ export function defaultConfig(): WharfConfig {
       bufferMaxBytes: 64 * MiB,
       targetFileBytes: 128 * MiB,
       workerThreads: 2,
+      workerNice: 10,
       rowGroupRows: 128 * 1024,
       fetchMaxBytes: 4 * MiB,
       compactionIntervalMs: 60_000,
@@ -282,6 +285,10 @@ const SETTINGS: Record<string, Setter> = {
   'table.namespace': str((c, v) => { c.table.namespace = v; }),
   'table.buffer.max.bytes': int('table.buffer.max.bytes', (c, v) => { c.table.bufferMaxBytes = v; }),
   'table.target.file.bytes': int('table.target.file.bytes', (c, v) => { c.table.targetFileBytes = v; }),
+  'table.worker.nice': int('table.worker.nice', (c, v) => {
+    if (v < 0 || v > 19) throw new Error(`config table.worker.nice: 0 to 19, not ${v}`);
+    c.table.workerNice = v;
+  }),
   'table.worker.threads': int('table.worker.threads', (c, v) => {
     if (v < 1 || v > 16) throw new Error(`config table.worker.threads: 1 to 16, not ${v}`);
     c.table.workerThreads = v;
