@@ -55,8 +55,11 @@ export async function startTableWriter(ctx: ConnectorContext): Promise<RunningTa
       }
       if (!settings) continue;
       seen.add(topic.name);
-      if (writers.has(topic.name)) continue;
-      const writer = new TopicTableWriter(topic.name, topic.partitionCount, settings, deps);
+      const running = writers.get(topic.name);
+      if (running?.topicId === topic.topicId) continue;
+      // A topic deleted and created again under its name: the old writer stops, a new one starts.
+      if (running) void running.stop();
+      const writer = new TopicTableWriter(topic.name, topic.topicId, topic.partitionCount, settings, deps);
       writers.set(topic.name, writer);
       writer.start();
     }

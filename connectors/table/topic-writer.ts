@@ -21,7 +21,7 @@ import type { ParquetWriteOptions } from './parquet.ts';
 import type { TableTopicSettings } from './topic-configs.ts';
 import { loadTableSchemaFile } from './table-schemas.ts';
 import type { DataFile, IcebergCatalog, LoadedTable } from './iceberg/catalog.ts';
-import { currentSchema, currentSpec, summaryOffsets, OFFSETS_SUMMARY_KEY } from './table-state.ts';
+import { currentSchema, currentSpec, summaryOffsets, OFFSETS_SUMMARY_KEY, TOPIC_ID_SUMMARY_KEY } from './table-state.ts';
 import { tableMetrics } from './metrics.ts';
 import { TableCompactor } from './compactor.ts';
 
@@ -56,6 +56,7 @@ const IDLE_OFFSETS_COMMIT_MS = 60_000;
 
 export class TopicTableWriter {
   readonly topic: string;
+  readonly topicId: string;
   readonly settings: TableTopicSettings;
   private readonly deps: TopicWriterDeps;
   private readonly partitionCount: number;
@@ -71,8 +72,9 @@ export class TopicTableWriter {
   private compactor: TableCompactor | undefined;
   private nextMaintenanceMs = 0;
 
-  constructor(topic: string, partitionCount: number, settings: TableTopicSettings, deps: TopicWriterDeps) {
+  constructor(topic: string, topicId: string, partitionCount: number, settings: TableTopicSettings, deps: TopicWriterDeps) {
     this.topic = topic;
+    this.topicId = topicId;
     this.partitionCount = partitionCount;
     this.settings = settings;
     this.deps = deps;
@@ -135,7 +137,7 @@ export class TopicTableWriter {
         'write.parquet.compression-codec': 'zstd',
       });
       table = await catalog.evolveSchema(table, def.schema);
-      const committed = summaryOffsets(table, this.partitionCount);
+      const committed = summaryOffsets(table, this.partitionCount, this.topicId);
       this.tables.push({ name, table, committed, lastCommitMs: Date.now() });
     }
     this.position = Array.from({ length: this.partitionCount }, (_, p) => Math.min(...this.tables.map((t) => t.committed[p]!)));
@@ -271,6 +273,7 @@ export class TopicTableWriter {
       if (dataFiles.length === 0 && !(advanced && startedMs - open.lastCommitMs >= IDLE_OFFSETS_COMMIT_MS)) continue;
       open.table = await this.deps.catalog.commitAppend(open.table, dataFiles, {
         [OFFSETS_SUMMARY_KEY]: JSON.stringify(Object.fromEntries(offsets.map((o, p) => [String(p), o]))),
+        [TOPIC_ID_SUMMARY_KEY]: this.topicId,
       });
       open.committed = offsets;
       open.lastCommitMs = Date.now();

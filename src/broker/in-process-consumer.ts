@@ -8,6 +8,8 @@ import type { TopicRegistry } from './topics.ts';
 
 export interface TopicDescription {
   name: string;
+  /** Changes when a topic is deleted and created again under the same name. */
+  topicId: string;
   partitionCount: number;
   /** The topic's configs as created (defaults are not filled in). */
   configs: Readonly<Record<string, string>>;
@@ -36,7 +38,9 @@ export class InProcessReader implements TopicReader {
   }
 
   topics(): TopicDescription[] {
-    return this.registry.all().map((t) => ({ name: t.info.name, partitionCount: t.partitions.length, configs: t.info.configs }));
+    return this.registry.all().map((t) => ({
+      name: t.info.name, topicId: t.info.topicId, partitionCount: t.partitions.length, configs: t.info.configs,
+    }));
   }
 
   async read(topic: string, partition: number, offset: number, maxBytes: number): Promise<PartitionRead> {

@@ -188,3 +188,37 @@ describe('compaction of small files', () => {
     for (const row of idRows) expect(row.field_id).not.toBeNull();
   }, 90_000);
 });
+
+describe('a table topic deleted and created again', () => {
+  it('writes the new topic from its first offset into the same table', async () => {
+    const broker = await startBroker({ name: 'table-recreate' });
+    brokers.push(broker);
+    const rootDir = join(broker.dataDir, 'objects');
+    const store = await createObjectStore({ kind: 'local', rootDir });
+    stores.push(store);
+    const query = (sql: string) => runQuery(sql, { catalogUrl: `${broker.httpUrl}/iceberg`, store, uris: objectUris({ kind: 'local', rootDir }) });
+    const count = async (): Promise<number> => Number((await query('SELECT count(*) AS n FROM again').catch(() => undefined))?.rows[0]?.n ?? 0);
+    const produce = async (prefix: string, n: number): Promise<void> => {
+      const producer = kafkajsClient(broker.bootstrap).producer();
+      await producer.connect();
+      await producer.send({ topic: 'again', messages: Array.from({ length: n }, (_, i) => ({ key: `${prefix}-${i}`, value: prefix })) });
+      await producer.disconnect();
+    };
+
+    await createRawTopic(broker, 'again', 200);
+    await produce('first', 10);
+    await waitFor('the first topic\'s rows', async () => (await count()) === 10, 20_000);
+    const admin = kafkajsClient(broker.bootstrap).admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: ['again'] });
+    await admin.disconnect();
+    await createRawTopic(broker, 'again', 200);
+    await produce('second', 4);
+    await waitFor('the second topic\'s rows', async () => (await count()) === 14, 20_000);
+    const second = await query(`SELECT "offset" FROM again WHERE decode("value") = 'second' ORDER BY 1`);
+    expect(second.rows.map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    const loaded = await loadRest(broker, 'again');
+    const current = loaded.metadata.snapshots.find((s) => s['snapshot-id'] === loaded.metadata['current-snapshot-id'])!;
+    expect(current.summary['wharf.offsets']).toBe('{"0":4}');
+  }, 90_000);
+});
