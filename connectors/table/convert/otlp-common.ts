@@ -15,8 +15,9 @@ import type { StringColumn, TableRows } from '../columns.ts';
 import type { TableDef } from '../table-schemas.ts';
 import { appendTextOrNull, column, stringMap, utf8, type StringMap } from './append.ts';
 import { AttributeList } from './attributes.ts';
-import { Fields, Scan, Wire } from './protobuf.ts';
-import type { RecordView, ValueEncoding } from './types.ts';
+import { Fields, Scan, Wire, msToMicros } from './protobuf.ts';
+import type { TableSchemaFile } from '../table-schemas.ts';
+import type { Converter, RecordView, ValueEncoding } from './types.ts';
 
 export type OtlpRequest = 'ExportLogsServiceRequest' | 'ExportTraceServiceRequest' | 'ExportMetricsServiceRequest';
 
@@ -185,6 +186,50 @@ export class ResourceScopeColumns {
     appendTextOrNull(this.resourceSchemaUrl, buf, ctx.resourceSchemaUrlStart, ctx.resourceSchemaUrlStop);
     appendTextOrNull(this.scopeSchemaUrl, buf, ctx.scopeSchemaUrlStart, ctx.scopeSchemaUrlStop);
   }
+}
+
+/**
+ * An OTLP converter: checks the record value whole (a malformed one is skipped and counted), then
+ * walks it down to its items, each handed to appendItem with the record's time as the fallback
+ * for items without their own. Subclasses bind their columns when the output rows change.
+ */
+export abstract class OtlpConverter implements Converter {
+  readonly tables: readonly string[];
+  skippedRecords = 0;
+  lastSkipReason: string | undefined = undefined;
+  protected readonly def: TableSchemaFile;
+  protected readonly walker = new OtlpWalker();
+  /** The Kafka record's timestamp: the time of an item that has none. */
+  protected recordTimeMicros = 0;
+  private readonly value: OtlpValue;
+  private bound: TableRows[] | undefined = undefined;
+  private readonly visitItem: ItemVisitor = (buf, start, end) => this.appendItem(buf, start, end);
+
+  constructor(def: TableSchemaFile, request: OtlpRequest, encoding: ValueEncoding) {
+    this.def = def;
+    this.tables = def.tables.map((t) => t.suffix);
+    this.value = new OtlpValue(request, encoding);
+  }
+
+  append(record: RecordView, out: readonly TableRows[]): void {
+    if (!sameRows(this.bound, out)) {
+      this.bind(out);
+      this.bound = out.slice();
+    }
+    const reason = this.value.read(record);
+    if (reason !== undefined) {
+      this.skippedRecords++;
+      this.lastSkipReason = `offset ${record.offset}: ${reason}`;
+      return;
+    }
+    this.recordTimeMicros = msToMicros(record.timestampMs);
+    this.walker.walk(this.value.buf, this.value.start, this.value.end, this.visitItem);
+  }
+
+  /** Makes the columns of `out` (in the order of def.tables) the ones appendItem writes to. */
+  protected abstract bind(out: readonly TableRows[]): void;
+  /** Appends the rows of one item (LogRecord, Span, Metric) at buf[start, end). */
+  protected abstract appendItem(buf: Buffer, start: number, end: number): void;
 }
 
 /** True when every TableRows of `out` is the one in `bound` (the converter's columns are current). */

@@ -8,9 +8,9 @@ import type { IntColumn, StringColumn, TableRows, TimestampColumn } from '../col
 import type { TableSchemaFile } from '../table-schemas.ts';
 import { appendId, appendLen, column, stringMap, type StringMap } from './append.ts';
 import { AnyValueReader, AttributeWriter } from './attributes.ts';
-import { OtlpValue, OtlpWalker, ResourceScopeColumns, sameRows, type ItemVisitor } from './otlp-common.ts';
-import { Scan, Wire, msToMicros } from './protobuf.ts';
-import type { Converter, RecordView, ValueEncoding } from './types.ts';
+import { OtlpConverter, ResourceScopeColumns } from './otlp-common.ts';
+import { Scan, Wire } from './protobuf.ts';
+import type { ValueEncoding } from './types.ts';
 
 const F = {
   TIME: 1, SEVERITY_NUMBER: 2, SEVERITY_TEXT: 3, BODY: 5, ATTRIBUTES: 6, DROPPED_ATTRIBUTES: 7, FLAGS: 8,
@@ -47,48 +47,24 @@ class LogColumns {
   }
 }
 
-export class OtlpLogsConverter implements Converter {
-  readonly tables: readonly string[];
-  skippedRecords = 0;
-  lastSkipReason: string | undefined = undefined;
-  private readonly def: TableSchemaFile;
-  private readonly value: OtlpValue;
-  private readonly walker = new OtlpWalker();
+export class OtlpLogsConverter extends OtlpConverter {
   private readonly scan = new Scan();
   private readonly body = new AnyValueReader();
   private readonly attributes = new AttributeWriter();
-  private bound: TableRows[] | undefined = undefined;
   private columns: LogColumns | undefined = undefined;
   private rows: TableRows | undefined = undefined;
-  private recordTimeMicros = 0;
-  private readonly visitLog: ItemVisitor = (buf, start, end) => this.appendLog(buf, start, end);
 
   constructor(def: TableSchemaFile, encoding: ValueEncoding) {
     if (def.tables.length !== 1) throw new Error(`${def.name}: the otlp_logs converter fills exactly one table`);
-    this.def = def;
-    this.tables = def.tables.map((t) => t.suffix);
-    this.value = new OtlpValue('ExportLogsServiceRequest', encoding);
+    super(def, 'ExportLogsServiceRequest', encoding);
   }
 
-  append(record: RecordView, out: readonly TableRows[]): void {
-    if (!sameRows(this.bound, out)) this.bind(out);
-    const reason = this.value.read(record);
-    if (reason !== undefined) {
-      this.skippedRecords++;
-      this.lastSkipReason = `offset ${record.offset}: ${reason}`;
-      return;
-    }
-    this.recordTimeMicros = msToMicros(record.timestampMs);
-    this.walker.walk(this.value.buf, this.value.start, this.value.end, this.visitLog);
-  }
-
-  private bind(out: readonly TableRows[]): void {
+  protected bind(out: readonly TableRows[]): void {
     this.rows = out[0]!;
     this.columns = new LogColumns(this.rows, this.def);
-    this.bound = out.slice();
   }
 
-  private appendLog(buf: Buffer, start: number, end: number): void {
+  protected appendItem(buf: Buffer, start: number, end: number): void {
     const c = this.columns!;
     const s = this.scan.scan(buf, start, end);
     const timeMicros = s.timeMicros(F.TIME);

@@ -19,9 +19,9 @@ import type {
 import type { TableDef, TableSchemaFile } from '../table-schemas.ts';
 import { appendEnumName, appendLen, appendLenOrEmpty, asColumn, column, stringMap, structList, utf8, type StringMap } from './append.ts';
 import { AttributeWriter } from './attributes.ts';
-import { OtlpValue, OtlpWalker, ResourceScopeColumns, sameRows, type ItemVisitor, type ResourceScope } from './otlp-common.ts';
-import { Fields, PackedVarints, Scan, Wire, int64Double, int64Value, msToMicros, uint64Value } from './protobuf.ts';
-import type { Converter, RecordView, ValueEncoding } from './types.ts';
+import { OtlpConverter, ResourceScopeColumns, type ResourceScope } from './otlp-common.ts';
+import { Fields, PackedVarints, Scan, Wire, int64Double, int64Value, uint64Value } from './protobuf.ts';
+import type { ValueEncoding } from './types.ts';
 
 const METRIC = { NAME: 1, DESCRIPTION: 2, UNIT: 3, GAUGE: 5, SUM: 7, HISTOGRAM: 9, EXPONENTIAL_HISTOGRAM: 10, SUMMARY: 11 } as const;
 const DATA_POINTS = 1;
@@ -210,15 +210,9 @@ interface MetricColumns {
   summary: SummaryColumns;
 }
 
-export class OtlpMetricsConverter implements Converter {
-  readonly tables: readonly string[];
-  skippedRecords = 0;
-  lastSkipReason: string | undefined = undefined;
-  private readonly def: TableSchemaFile;
+export class OtlpMetricsConverter extends OtlpConverter {
   /** Index in def.tables of each SUFFIXES entry. */
   private readonly tableIndex: number[];
-  private readonly value: OtlpValue;
-  private readonly walker = new OtlpWalker();
   private readonly metric: MetricContext;
   private readonly dataScan = new Scan();
   private readonly point = new Scan();
@@ -227,35 +221,19 @@ export class OtlpMetricsConverter implements Converter {
   private readonly listFields = new Fields();
   private readonly packed = new PackedVarints();
   private readonly attributes = new AttributeWriter();
-  private bound: TableRows[] | undefined = undefined;
   private columns: MetricColumns | undefined = undefined;
-  private readonly visitMetric: ItemVisitor = (buf, start, end) => this.appendMetric(buf, start, end);
 
   constructor(def: TableSchemaFile, encoding: ValueEncoding) {
-    this.def = def;
-    this.tables = def.tables.map((t) => t.suffix);
+    super(def, 'ExportMetricsServiceRequest', encoding);
     this.tableIndex = SUFFIXES.map((suffix) => {
       const i = this.tables.indexOf(suffix);
       if (i < 0) throw new Error(`${def.name}: the otlp_metrics converter needs a table with suffix ${suffix}`);
       return i;
     });
-    this.value = new OtlpValue('ExportMetricsServiceRequest', encoding);
     this.metric = { scan: new Scan(), recordTimeMicros: 0, resourceScope: this.walker.context };
   }
 
-  append(record: RecordView, out: readonly TableRows[]): void {
-    if (!sameRows(this.bound, out)) this.bind(out);
-    const reason = this.value.read(record);
-    if (reason !== undefined) {
-      this.skippedRecords++;
-      this.lastSkipReason = `offset ${record.offset}: ${reason}`;
-      return;
-    }
-    this.metric.recordTimeMicros = msToMicros(record.timestampMs);
-    this.walker.walk(this.value.buf, this.value.start, this.value.end, this.visitMetric);
-  }
-
-  private bind(out: readonly TableRows[]): void {
+  protected bind(out: readonly TableRows[]): void {
     const rows = (i: number): TableRows => out[this.tableIndex[i]!]!;
     const def = (i: number): TableDef => this.def.tables[this.tableIndex[i]!]!;
     this.columns = {
@@ -265,11 +243,11 @@ export class OtlpMetricsConverter implements Converter {
       exponential: new ExponentialColumns(rows(3), def(3)),
       summary: new SummaryColumns(rows(4), def(4)),
     };
-    this.bound = out.slice();
   }
 
-  private appendMetric(buf: Buffer, start: number, end: number): void {
+  protected appendItem(buf: Buffer, start: number, end: number): void {
     const m = this.metric;
+    m.recordTimeMicros = this.recordTimeMicros;
     const s = m.scan.scan(buf, start, end);
     const c = this.columns!;
     if (s.is(METRIC.GAUGE, Wire.LEN)) this.appendPoints(METRIC.GAUGE, s, (p, pointEnd) => this.appendNumber(c.gauge, p, pointEnd, -1, false));

@@ -14,9 +14,9 @@ import {
   type StringMap,
 } from './append.ts';
 import { AttributeWriter } from './attributes.ts';
-import { OtlpValue, OtlpWalker, ResourceScopeColumns, sameRows, type ItemVisitor } from './otlp-common.ts';
-import { Fields, Scan, Wire, msToMicros } from './protobuf.ts';
-import type { Converter, RecordView, ValueEncoding } from './types.ts';
+import { OtlpConverter, ResourceScopeColumns } from './otlp-common.ts';
+import { Fields, Scan, Wire } from './protobuf.ts';
+import type { ValueEncoding } from './types.ts';
 
 const F = {
   TRACE_ID: 1, SPAN_ID: 2, TRACE_STATE: 3, PARENT_SPAN_ID: 4, NAME: 5, KIND: 6, START: 7, END: 8, ATTRIBUTES: 9,
@@ -105,50 +105,26 @@ class SpanColumns {
   }
 }
 
-export class OtlpSpansConverter implements Converter {
-  readonly tables: readonly string[];
-  skippedRecords = 0;
-  lastSkipReason: string | undefined = undefined;
-  private readonly def: TableSchemaFile;
-  private readonly value: OtlpValue;
-  private readonly walker = new OtlpWalker();
+export class OtlpSpansConverter extends OtlpConverter {
   private readonly scan = new Scan();
   private readonly statusScan = new Scan();
   private readonly nestedScan = new Scan();
   private readonly nestedFields = new Fields();
   private readonly attributes = new AttributeWriter();
-  private bound: TableRows[] | undefined = undefined;
   private columns: SpanColumns | undefined = undefined;
   private rows: TableRows | undefined = undefined;
-  private recordTimeMicros = 0;
-  private readonly visitSpan: ItemVisitor = (buf, start, end) => this.appendSpan(buf, start, end);
 
   constructor(def: TableSchemaFile, encoding: ValueEncoding) {
     if (def.tables.length !== 1) throw new Error(`${def.name}: the otlp_spans converter fills exactly one table`);
-    this.def = def;
-    this.tables = def.tables.map((t) => t.suffix);
-    this.value = new OtlpValue('ExportTraceServiceRequest', encoding);
+    super(def, 'ExportTraceServiceRequest', encoding);
   }
 
-  append(record: RecordView, out: readonly TableRows[]): void {
-    if (!sameRows(this.bound, out)) this.bind(out);
-    const reason = this.value.read(record);
-    if (reason !== undefined) {
-      this.skippedRecords++;
-      this.lastSkipReason = `offset ${record.offset}: ${reason}`;
-      return;
-    }
-    this.recordTimeMicros = msToMicros(record.timestampMs);
-    this.walker.walk(this.value.buf, this.value.start, this.value.end, this.visitSpan);
-  }
-
-  private bind(out: readonly TableRows[]): void {
+  protected bind(out: readonly TableRows[]): void {
     this.rows = out[0]!;
     this.columns = new SpanColumns(this.rows, this.def);
-    this.bound = out.slice();
   }
 
-  private appendSpan(buf: Buffer, start: number, end: number): void {
+  protected appendItem(buf: Buffer, start: number, end: number): void {
     const c = this.columns!;
     const s = this.scan.scan(buf, start, end);
     appendIdOrEmpty(c.traceId, s, F.TRACE_ID);
