@@ -10,7 +10,7 @@ import type { WharfConfig } from '../config/config.ts';
 import { EmbeddedMetadataStore } from '../metadata/embedded.ts';
 import { ClusterModel } from '../metadata/cluster-model.ts';
 import type { MetadataStore } from '../metadata/store.ts';
-import { createObjectStore, type ObjectStore } from '../storage/objectstore/index.ts';
+import { createObjectStore, type ObjectStore, type ObjectStoreConfig } from '../storage/objectstore/index.ts';
 import { FileWal } from '../storage/wal/file-wal.ts';
 import { ObjectWal } from '../storage/wal/object-wal.ts';
 import type { WriteAheadLog } from '../storage/wal/wal.ts';
@@ -33,6 +33,13 @@ import { objectUris, type ObjectUris } from '../storage/objectstore/uri.ts';
 
 const GROUP_OFFSETS_STREAM_KEY = 'internal/group-offsets-stream';
 const CLUSTER_ID_KEY = 'internal/cluster-id';
+
+/** The object store the configuration names: `<data.dir>/objects`, or the S3 bucket. */
+export function objectStoreConfig(config: WharfConfig): ObjectStoreConfig {
+  return config.objectStore === 'local'
+    ? { kind: 'local', rootDir: path.join(config.dataDir, 'objects') }
+    : { kind: 's3', ...config.s3 };
+}
 
 export class Broker {
   readonly config: WharfConfig;
@@ -72,9 +79,7 @@ export class Broker {
     this.metadataStore = metadataStore;
     const model = new ClusterModel(metadataStore);
     const clusterId = await this.clusterId(model);
-    this.objectStore = await createObjectStore(config.objectStore === 'local'
-      ? { kind: 'local', rootDir: path.join(config.dataDir, 'objects') }
-      : { kind: 's3', ...config.s3 }, { wrapBase: this.wrapObjectStore });
+    this.objectStore = await createObjectStore(objectStoreConfig(config), { wrapBase: this.wrapObjectStore });
     const wal = await this.openWal(model, this.objectStore);
     const storage = new StreamStorageImpl({
       nodeId: config.nodeId,
@@ -137,10 +142,7 @@ export class Broker {
    */
   storageForConnectors(): { objectStore: ObjectStore; objectUris: ObjectUris; metadataStore: MetadataStore } {
     if (!this.objectStore || !this.metadataStore) throw new Error('broker not started');
-    const uris = this.config.objectStore === 'local'
-      ? objectUris({ kind: 'local', rootDir: path.join(this.config.dataDir, 'objects') })
-      : objectUris({ kind: 's3', bucket: this.config.s3.bucket });
-    return { objectStore: this.objectStore, objectUris: uris, metadataStore: this.metadataStore };
+    return { objectStore: this.objectStore, objectUris: objectUris(objectStoreConfig(this.config)), metadataStore: this.metadataStore };
   }
 
   /** /readyz answers 200 from now on (called once everything the process serves is up). */

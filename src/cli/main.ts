@@ -3,11 +3,10 @@
 
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.ts';
-import { Broker } from '../broker/broker.ts';
+import { Broker, objectStoreConfig } from '../broker/broker.ts';
 import { startConnectors, stopConnectors } from '../../connectors/index.ts';
 import type { RunningConnector } from '../../connectors/context.ts';
 import { log } from '../metrics/log.ts';
-import path from 'node:path';
 import { createObjectStore } from '../storage/objectstore/index.ts';
 import { objectUris } from '../storage/objectstore/uri.ts';
 
@@ -46,12 +45,10 @@ async function query(args: string[]): Promise<void> {
   if (!['table', 'json', 'csv'].includes(values.format)) throw new Error(`--format: table, json or csv, not ${values.format}`);
   const config = loadConfig({ file: values.config, overrides: overridesOf(values.set) });
   const { runQuery, formatTable, formatCsv } = await import('../../connectors/table/query.ts');
-  const store = await createObjectStore(config.objectStore === 'local'
-    ? { kind: 'local', rootDir: path.join(config.dataDir, 'objects') }
-    : { kind: 's3', ...config.s3, createBucket: false });
-  const uris = config.objectStore === 'local'
-    ? objectUris({ kind: 'local', rootDir: path.join(config.dataDir, 'objects') })
-    : objectUris({ kind: 's3', bucket: config.s3.bucket });
+  const storeConfig = objectStoreConfig(config);
+  // Reading only: a missing bucket is an error here, not something to create.
+  const store = await createObjectStore(storeConfig.kind === 's3' ? { ...storeConfig, createBucket: false } : storeConfig);
+  const uris = objectUris(storeConfig);
   try {
     const catalogUrl = values.catalog ?? `http://127.0.0.1:${config.httpPort}/iceberg`;
     const result = await runQuery(positionals[0]!, { catalogUrl, store, uris });
