@@ -13,8 +13,8 @@ import { log } from '../../src/metrics/log.ts';
 import type { DataFile, LoadedTable } from './iceberg/catalog.ts';
 import { bindPartitionSpec, partitionPath, type PartitionValue } from './iceberg/partitioning.ts';
 import { compareValues, fromSingleValueBinary } from './iceberg/values.ts';
-import type { IcebergPrimitive } from './iceberg/types.ts';
-import { currentSchema, currentSpec } from './table-state.ts';
+import type { IcebergField } from './iceberg/types.ts';
+import { currentSchema, defaultSpec } from './iceberg/metadata.ts';
 import { tableMetrics } from './metrics.ts';
 import { parquetOptions, type TopicWriterDeps } from './topic-writer.ts';
 
@@ -91,13 +91,16 @@ export class TableCompactor {
     const merged = await conversions[this.nextWorker++ % conversions.length]!.compact(inputs, parquetOptions(config));
     const expectedRows = files.reduce((sum, f) => sum + f.recordCount, 0);
     if (merged.rowCount !== expectedRows) throw new Error(`compacted file has ${merged.rowCount} rows, inputs ${expectedRows}`);
-    const schema = currentSchema(table);
-    const bound = bindPartitionSpec(schema, currentSpec(table));
+    const schema = currentSchema(table.metadata);
+    const bound = bindPartitionSpec(schema, defaultSpec(table.metadata));
     const values: PartitionValue[] = bound.fields.map((f) => files[0]!.partition[f.field.name] ?? null);
     const key = catalog.newDataFileKey(table, partitionPath(bound, values));
     const bytes = Buffer.from(merged.bytes.buffer, merged.bytes.byteOffset, merged.bytes.byteLength);
     await store.put(key, bytes);
-    const added: DataFile = { ...mergedStats(files, schema.fields.map((f) => [f.id, f.type] as const)), path: catalog.uriOf(key), format: 'PARQUET', partition: files[0]!.partition, recordCount: merged.rowCount, fileSizeBytes: bytes.length };
+    const added: DataFile = {
+      ...mergedStats(files, schema.fields),
+      path: catalog.uriOf(key), format: 'PARQUET', partition: files[0]!.partition, recordCount: merged.rowCount, fileSizeBytes: bytes.length,
+    };
     const after = await catalog.commitReplace(table, files, [added]);
     tableMetrics.compactions.inc({ table: table.name });
     log.info({ table: table.name, files: files.length, rows: merged.rowCount, bytes: bytes.length }, 'compacted small files');
@@ -106,14 +109,13 @@ export class TableCompactor {
 }
 
 /** Column metrics of the merged file: counts added, bounds the min of lowers and max of uppers. */
-function mergedStats(files: DataFile[], fields: readonly (readonly [number, unknown])[]): Pick<DataFile, 'valueCounts' | 'nullValueCounts' | 'lowerBounds' | 'upperBounds'> {
+function mergedStats(files: DataFile[], fields: readonly IcebergField[]): Pick<DataFile, 'valueCounts' | 'nullValueCounts' | 'lowerBounds' | 'upperBounds'> {
   const valueCounts = new Map<number, number>();
   const nullValueCounts = new Map<number, number>();
   const lowerBounds = new Map<number, Buffer>();
   const upperBounds = new Map<number, Buffer>();
-  for (const [id, type] of fields) {
-    if (typeof type !== 'string') continue;
-    const primitive = type as IcebergPrimitive;
+  for (const { id, type: primitive } of fields) {
+    if (typeof primitive !== 'string') continue;
     if (files.every((f) => f.valueCounts?.has(id))) valueCounts.set(id, files.reduce((s, f) => s + f.valueCounts!.get(id)!, 0));
     if (files.every((f) => f.nullValueCounts?.has(id))) nullValueCounts.set(id, files.reduce((s, f) => s + f.nullValueCounts!.get(id)!, 0));
     const pick = (bounds: (f: DataFile) => Buffer | undefined, better: (c: number) => boolean): Buffer | undefined => {

@@ -56,7 +56,7 @@ export class TopicConversion {
   private readonly converter: Converter;
   private readonly rows: TableRows[];
   /** Builders that take the rows of tables already committed past a record (crash recovery). */
-  private readonly discard: TableRows[];
+  private readonly discard = new Map<number, TableRows>();
   private skippedBefore = 0;
 
   constructor(spec: ConversionSpec) {
@@ -67,7 +67,6 @@ export class TopicConversion {
     }
     this.converter = createConverter(file, spec.encoding);
     this.rows = spec.tables.map((t) => createTableRows(t.schema));
-    this.discard = spec.tables.map((t) => createTableRows(t.schema));
   }
 
   /**
@@ -77,18 +76,27 @@ export class TopicConversion {
    */
   append(partition: number, batches: Buffer, fromOffset: number, skipBelow: readonly number[]): AppendOutcome {
     let records = 0;
-    const targets = this.rows.slice();
+    // Records from here on belong in every table (the common case: no table is ahead).
+    const allTablesFrom = Math.max(fromOffset, ...skipBelow);
     const result = forEachRecord(batches, (record) => {
       if (record.offset < fromOffset) return;
-      for (let t = 0; t < targets.length; t++) targets[t] = record.offset < skipBelow[t]! ? this.discard[t]! : this.rows[t]!;
+      const targets = record.offset >= allTablesFrom
+        ? this.rows
+        : this.rows.map((rows, t) => (record.offset < skipBelow[t]! ? this.discardOf(t) : rows));
       this.converter.append(record, targets);
       records++;
     }, { partition });
     const nextOffset = Math.max(fromOffset, result.nextOffset);
-    for (const d of this.discard) d.reset();
+    for (const d of this.discard.values()) d.reset();
     const skippedNow = this.converter.skippedRecords - this.skippedBefore;
     this.skippedBefore = this.converter.skippedRecords;
     return { nextOffset, records, skippedRecords: skippedNow, bufferedBytes: this.bufferedBytes() };
+  }
+
+  private discardOf(table: number): TableRows {
+    let rows = this.discard.get(table);
+    if (!rows) this.discard.set(table, (rows = createTableRows(this.spec.tables[table]!.schema)));
+    return rows;
   }
 
   bufferedBytes(): number {

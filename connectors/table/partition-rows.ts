@@ -39,19 +39,21 @@ export function groupRowsByPartition(rows: TableRows, table: ConversionTable): P
     if (!source) throw new Error(`partition source ${f.field['source-id']} is not a top-level column`);
     return columnBuffers(rows.column(source.name));
   });
-  const groups = new Map<string, { values: PartitionValue[]; rows: number[] }>();
+  const groups = new Map<PartitionValue, { values: PartitionValue[]; rows: number[] }>();
   const tuple: PartitionValue[] = new Array<PartitionValue>(bound.fields.length);
+  const single = bound.fields.length === 1;
   for (let i = 0; i < rows.rowCount; i++) {
     for (let f = 0; f < bound.fields.length; f++) tuple[f] = bound.fields[f]!.apply(sourceValue(sources[f]!, i));
-    const key = JSON.stringify(tuple);
+    // One partition field (the usual hour(timestamp)): its value is the key, no string per row.
+    const key = single ? tuple[0]! : JSON.stringify(tuple);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { values: tuple.slice(), rows: [] }));
     group.rows.push(i);
   }
-  const single = groups.size === 1;
+  const onlyGroup = groups.size === 1;
   return [...groups.values()].map((g) => ({
     values: partitionRecord(bound, g.values),
     path: partitionPath(bound, g.values),
-    selection: single ? undefined : Uint32Array.from(g.rows),
+    selection: onlyGroup ? undefined : Uint32Array.from(g.rows),
   }));
 }

@@ -1,23 +1,13 @@
-// What the writer reads back from a table's metadata: the schema and partition spec it writes
-// with, and the Kafka offsets its current snapshot holds (the `wharf.offsets` summary entry).
+// What the writer reads back from a table's metadata: the Kafka offsets its current snapshot
+// holds (the `wharf.offsets` and `wharf.topic-id` summary entries).
 
 import type { LoadedTable } from './iceberg/catalog.ts';
-import { currentSchema as schemaOf, currentSnapshot, defaultSpec } from './iceberg/metadata.ts';
-import type { PartitionSpec } from './iceberg/partitioning.ts';
-import type { IcebergSchema } from './iceberg/types.ts';
+import { currentSnapshot } from './iceberg/metadata.ts';
 
 /** Snapshot summary key: JSON object, Kafka partition -> next offset whose record is not in the table. */
 export const OFFSETS_SUMMARY_KEY = 'wharf.offsets';
 /** Snapshot summary key: the id of the topic the offsets belong to. */
 export const TOPIC_ID_SUMMARY_KEY = 'wharf.topic-id';
-
-export function currentSchema(table: LoadedTable): IcebergSchema {
-  return schemaOf(table.metadata);
-}
-
-export function currentSpec(table: LoadedTable): PartitionSpec {
-  return defaultSpec(table.metadata);
-}
 
 /**
  * Next offset per partition held by the current snapshot (0 for partitions it has none of). Offsets

@@ -3,7 +3,7 @@
 // tool that creates a topic can make it a table topic; the ingest topics get them on creation.
 
 import type { WharfConfig } from '../../src/config/config.ts';
-import { TOPIC_CONFIG_DEFAULTS } from '../../src/broker/topics.ts';
+import { invalidTopicConfig, TOPIC_CONFIG_DEFAULTS } from '../../src/broker/topics.ts';
 
 export interface TableTopicSettings {
   /** Iceberg namespace (one level) and table base name (the topic name). */
@@ -23,12 +23,14 @@ export function ingestTopicConfigs(config: WharfConfig, schema: string): Record<
 
 /** The table settings of a topic, or undefined when it is not a table topic. */
 export function tableTopicSettings(config: WharfConfig, topicConfigs: Readonly<Record<string, string>>): TableTopicSettings | undefined {
-  const get = (name: string): string => topicConfigs[name] ?? TOPIC_CONFIG_DEFAULTS[name]!;
+  const get = (name: string): string => {
+    const value = topicConfigs[name] ?? TOPIC_CONFIG_DEFAULTS[name]!;
+    const invalid = invalidTopicConfig(name, value);
+    if (invalid !== undefined) throw new Error(invalid);
+    return value;
+  };
   if (get('wharf.table.enable') !== 'true') return undefined;
   const commitIntervalMs = Number(get('wharf.table.commit.interval.ms'));
-  if (!Number.isSafeInteger(commitIntervalMs) || commitIntervalMs < 100) {
-    throw new Error(`wharf.table.commit.interval.ms must be an integer >= 100, not ${get('wharf.table.commit.interval.ms')}`);
-  }
   const partitionBy = get('wharf.table.partition.by').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   return {
     namespace: get('wharf.table.namespace') || config.table.namespace,

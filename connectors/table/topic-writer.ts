@@ -21,7 +21,8 @@ import type { ParquetWriteOptions } from './parquet.ts';
 import type { TableTopicSettings } from './topic-configs.ts';
 import { loadTableSchemaFile } from './table-schemas.ts';
 import type { DataFile, IcebergCatalog, LoadedTable } from './iceberg/catalog.ts';
-import { currentSchema, currentSpec, summaryOffsets, OFFSETS_SUMMARY_KEY, TOPIC_ID_SUMMARY_KEY } from './table-state.ts';
+import { summaryOffsets, OFFSETS_SUMMARY_KEY, TOPIC_ID_SUMMARY_KEY } from './table-state.ts';
+import { currentSchema, defaultSpec } from './iceberg/metadata.ts';
 import { tableMetrics } from './metrics.ts';
 import { TableCompactor } from './compactor.ts';
 
@@ -69,7 +70,7 @@ export class TopicTableWriter {
   private running: Promise<void> | undefined;
   /** The put-and-commit of the last flushed files, running while reading goes on. */
   private pendingCommit: Promise<void> | undefined;
-  private compactor: TableCompactor | undefined;
+  private readonly compactor: TableCompactor;
   private nextMaintenanceMs = 0;
 
   constructor(topic: string, topicId: string, partitionCount: number, settings: TableTopicSettings, deps: TopicWriterDeps) {
@@ -78,6 +79,7 @@ export class TopicTableWriter {
     this.partitionCount = partitionCount;
     this.settings = settings;
     this.deps = deps;
+    this.compactor = new TableCompactor(deps);
   }
 
   /** Opens (creates, evolves) the tables and starts the read-convert-commit loop. */
@@ -145,7 +147,7 @@ export class TopicTableWriter {
       topic: this.topic,
       schemaName: this.settings.schema,
       encoding: this.deps.otlpEncoding,
-      tables: this.tables.map((t) => ({ schema: currentSchema(t.table), spec: currentSpec(t.table) })),
+      tables: this.tables.map((t) => ({ schema: currentSchema(t.table.metadata), spec: defaultSpec(t.table.metadata) })),
       parquet: parquetOptions(config),
     };
     const clients = this.deps.conversions.slice(0, Math.min(this.deps.conversions.length, this.partitionCount));
@@ -156,7 +158,7 @@ export class TopicTableWriter {
       bufferedBytes: 0,
     })));
     this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
-    this.compactor = new TableCompactor(this.deps);
+    this.nextMaintenanceMs = Date.now() + this.maintenanceEveryMs();
     log.info({ topic: this.topic, tables: this.tables.map((t) => t.name), from: this.position }, 'table writer started');
   }
 
@@ -296,15 +298,16 @@ export class TopicTableWriter {
 
   /** Compaction of small files, snapshot expiry and orphan cleanup, between reads. */
   private async maintain(nowMs: number): Promise<void> {
-    if (this.nextMaintenanceMs === 0) {
-      this.nextMaintenanceMs = nowMs + Math.min(this.deps.config.compactionIntervalMs, this.deps.config.maintenanceIntervalMs);
-      return;
-    }
-    this.nextMaintenanceMs = nowMs + Math.min(this.deps.config.compactionIntervalMs, this.deps.config.maintenanceIntervalMs);
+    this.nextMaintenanceMs = nowMs + this.maintenanceEveryMs();
     await this.awaitCommit(); // maintenance commits too: never two commits of a table at once
     for (const open of this.tables) {
-      open.table = await this.compactor!.maintain(open.table, nowMs);
+      open.table = await this.compactor.maintain(open.table, nowMs);
     }
+  }
+
+  /** How often the compactor is asked; it keeps each table's own schedule. */
+  private maintenanceEveryMs(): number {
+    return Math.min(this.deps.config.compactionIntervalMs, this.deps.config.maintenanceIntervalMs);
   }
 }
 

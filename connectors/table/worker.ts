@@ -4,8 +4,7 @@
 // commits snapshots); batches go in as one copied buffer (transferred), Parquet files come back
 // transferred, so nothing is copied twice.
 //
-// ConversionClient is the main-thread handle. With `inline: true` it runs the same code on the
-// calling thread (tests that want a debugger-friendly path, and the benchmark's baseline).
+// ConversionClient is the main-thread handle of one worker.
 
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -106,10 +105,8 @@ function joinBatches(batches: readonly Buffer[]): Uint8Array {
 }
 
 export class ConversionClient {
-  private readonly inlineMode: boolean;
   /** Started on first use, so a process without table topics has no worker thread. */
   private worker: Worker | undefined;
-  private readonly inline = new Map<number, TopicConversion>();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextSeq = 0;
   private nextId = 0;
@@ -117,8 +114,7 @@ export class ConversionClient {
   private readonly nice: number;
 
   /** `nice`: the worker thread's niceness (0 to 19), below the threads that serve clients. */
-  constructor(options: { inline?: boolean; nice?: number } = {}) {
-    this.inlineMode = options.inline === true;
+  constructor(options: { nice?: number } = {}) {
     this.nice = options.nice ?? 0;
   }
 
@@ -171,17 +167,9 @@ export class ConversionClient {
     const worker = this.worker;
     this.worker = undefined;
     if (worker) await worker.terminate();
-    this.inline.clear();
   }
 
   private call(req: Request, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (this.inlineMode) {
-      try {
-        return Promise.resolve(serve(this.inline, req));
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    }
     this.worker ??= this.startWorker();
     const worker = this.worker;
     const seq = this.nextSeq++;
