@@ -3,6 +3,8 @@
 //   wharf_wal_fsync_duration_seconds      histogram: one fdatasync of the file WAL
 //   wharf_wal_bytes_written_total         bytes written to the WAL ring (records, pads, headers)
 //   wharf_stream_append_bytes_total       record batch bytes appended to streams
+//   wharf_stream_append_waits_total       appends that waited for room in the log cache (backpressure)
+//   wharf_stream_append_wait_bytes_total  record batch bytes of those appends
 //   wharf_upload_objects_total            data objects uploaded and committed
 //   wharf_upload_bytes_total              bytes of those objects
 //   wharf_upload_duration_seconds         histogram: freeze → commit → WAL trim of one object
@@ -38,6 +40,16 @@ export const walBytesWrittenTotal = counter(
 export const streamAppendBytesTotal = counter(
   'wharf_stream_append_bytes_total',
   'Record batch bytes appended to streams.',
+);
+
+export const streamAppendWaitsTotal = counter(
+  'wharf_stream_append_waits_total',
+  'Appends that waited for uploads to make room in the log cache (backpressure).',
+);
+
+export const streamAppendWaitBytesTotal = counter(
+  'wharf_stream_append_wait_bytes_total',
+  'Record batch bytes of the appends that waited for room in the log cache.',
 );
 
 export const uploadObjectsTotal = counter('wharf_upload_objects_total', 'Data objects uploaded and committed.');

@@ -5,8 +5,16 @@
 // of one write in one synchronous loop, and each append's first reaction is onDurable, so the
 // set of confirmed records is always a prefix of the WAL (the trim rule below relies on it).
 //
+// Admission (backpressure): the log cache's unuploaded bytes are bounded by the cache's size
+// (unuploaded data cannot be evicted). An append that finds no room, or finds appends already
+// waiting, waits in one FIFO across streams, its offsets assigned but neither cached nor written
+// to the WAL, and asks for an upload; each commit of an upload admits the waiting appends that
+// fit, in order. Its produce is answered later, so Kafka producers, which bound their in-flight
+// requests, slow down instead of queuing without bound. (The WAL's capacity bounds the same data
+// from its side: a WAL write that does not fit waits too.)
+//
 // Upload: when the durable unuploaded bytes pass uploadSizeBytes, every uploadIntervalMs, when
-// the WAL is under pressure, and on flush(): one round at a time freezes the durable unuploaded
+// the WAL is under pressure, when appends wait for room in the cache, and on flush(): one round at a time freezes the durable unuploaded
 // batches of every stream, writes them as data objects (upload.ts: a stream with at least
 // streamSplitSizeBytes gets stream objects of its own, the rest share a stream set object; each
 // object at most maxObjectBytes), commits them in order (fenced by epoch), marks them uploaded in
@@ -32,7 +40,7 @@ import { CatchUpReader } from './cache/read-ahead.ts';
 import { StreamFencedError } from './metadata.ts';
 import type { StreamMetadata, StreamState } from './metadata.ts';
 import type { ObjectStore } from './objectstore/objectstore.ts';
-import { streamAppendBytesTotal, uploadFailuresTotal } from './storage-metrics.ts';
+import { streamAppendWaitBytesTotal, streamAppendWaitsTotal, streamAppendBytesTotal, uploadFailuresTotal } from './storage-metrics.ts';
 import { OffsetOutOfRangeError } from './stream.ts';
 import type { AppendRequest, ReadResult, Stream, StreamStorage } from './stream.ts';
 import { DEFAULT_STREAM_SPLIT_SIZE_BYTES, planObjects, uploadObjects } from './upload.ts';
@@ -54,7 +62,10 @@ export interface StreamStorageOptions {
   wal: WriteAheadLog;
   metadata: StreamMetadata;
   objectStore: ObjectStore;
-  /** Bound of the log cache's uploaded (evictable) data; default 512 MiB. */
+  /**
+   * Bound of the log cache, default 512 MiB: uploaded data is evicted past it, and appends wait
+   * for uploads when unuploaded data alone would pass it.
+   */
   logCacheSizeBytes?: number;
   /** Upload at least this often when there is data; default 5 s. */
   uploadIntervalMs?: number;
@@ -111,6 +122,8 @@ export class StreamStorageImpl implements StreamStorage {
   private uploaderActive = false;
   private uploaderIdle: Promise<void> = Promise.resolve();
   private uploadWaiters: { resolve: (fenced: Error[]) => void; reject: (err: unknown) => void }[] = [];
+  /** Appends waiting for room in the log cache, in arrival order (see Admission above). */
+  private admissionQueue: PendingAdmission[] = [];
 
   constructor(options: StreamStorageOptions) {
     this.nodeId = options.nodeId;
@@ -208,6 +221,9 @@ export class StreamStorageImpl implements StreamStorage {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     this.wal.setPressureListener(() => {});
+    const waiting = this.admissionQueue;
+    this.admissionQueue = [];
+    for (const pending of waiting) pending.reject(new Error('StreamStorage is stopped'));
   }
 
   // ---- used by StreamImpl ----
@@ -218,6 +234,48 @@ export class StreamStorageImpl implements StreamStorage {
     return this.wal.append(stream.streamId, stream.epoch, request.baseOffset, request.offsetCount, request.batch);
   }
 
+  /**
+   * @internal Runs append (which caches the batch and writes it to the WAL) now if the log cache
+   * has room for bytes more of unuploaded data and no append waits before it; else queues it
+   * until uploads make room. A batch larger than the whole cache is admitted into an empty one.
+   */
+  admit(bytes: number, append: () => Promise<void>): Promise<void> {
+    if (this.admissionQueue.length === 0 && this.cacheHasRoom(bytes)) return append();
+    if (this.state === 'stopped') return Promise.reject(new Error('StreamStorage is stopped'));
+    streamAppendWaitsTotal.inc();
+    streamAppendWaitBytesTotal.inc(bytes);
+    this.triggerUpload();
+    return new Promise((resolve, reject) => {
+      this.admissionQueue.push({ bytes, run: () => {
+        try {
+          append().then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      }, reject });
+    });
+  }
+
+  /** Appends waiting for room in the log cache (for tests and diagnostics). */
+  waitingAppends(): number {
+    return this.admissionQueue.length;
+  }
+
+  private cacheHasRoom(bytes: number): boolean {
+    const unuploaded = this.cache.unuploadedBytes();
+    return unuploaded === 0 || unuploaded + bytes <= this.cache.capacityBytes;
+  }
+
+  /** Admits the waiting appends that now fit, in order (after an upload commit or a dropped stream). */
+  private admitWaiting(): void {
+    let admitted = 0;
+    while (admitted < this.admissionQueue.length && this.cacheHasRoom(this.admissionQueue[admitted]!.bytes)) {
+      // run() caches the batch at once, so the next check sees it.
+      this.admissionQueue[admitted++]!.run();
+    }
+    if (admitted > 0) this.admissionQueue = this.admissionQueue.slice(admitted);
+  }
+
   /** @internal */
   maxBatchBytes(): number {
     return this.wal.maxBatchBytes();
@@ -226,7 +284,7 @@ export class StreamStorageImpl implements StreamStorage {
   /** @internal A record of the stream became durable at walEndOffset. */
   noteDurable(walEndOffset: number): void {
     if (walEndOffset > this.confirmedWalEnd) this.confirmedWalEnd = walEndOffset;
-    if (this.cache.unuploadedBytes() >= this.uploadSizeBytes) this.triggerUpload();
+    if (this.cache.unuploadedBytes() >= this.uploadSizeBytes || this.admissionQueue.length > 0) this.triggerUpload();
   }
 
   /** @internal Uploads everything durable once the streams' in-flight appends settle. */
@@ -253,6 +311,7 @@ export class StreamStorageImpl implements StreamStorage {
     stream.fail(err);
     this.cache.dropStream(stream.streamId);
     this.forget(stream);
+    this.admitWaiting();
   }
 
   /** @internal Trims the stream in metadata (fenced by its epoch). */
@@ -324,6 +383,7 @@ export class StreamStorageImpl implements StreamStorage {
         });
         await uploadObjects(this.uploadContext, plan, (committed) => {
           for (const range of committed.ranges) this.cache.markUploaded(range.streamId, range.endOffset);
+          this.admitWaiting();
         });
       } catch (err) {
         if (attempt >= UPLOAD_CONFLICT_ATTEMPTS || !isCommitConflict(err)) throw err;
@@ -464,6 +524,13 @@ export class StreamStorageImpl implements StreamStorage {
   }
 }
 
+/** An append waiting for room in the log cache. */
+interface PendingAdmission {
+  bytes: number;
+  run(): void;
+  reject(err: Error): void;
+}
+
 class StreamImpl implements Stream {
   readonly streamId: number;
   readonly epoch: number;
@@ -511,8 +578,17 @@ class StreamImpl implements Stream {
     }
     const endOffset = request.baseOffset + request.offsetCount;
     this.next = endOffset;
+    const durable = this.storage.admit(request.batch.length, () => this.appendAdmitted(request, endOffset));
+    this.tail = durable;
+    return durable;
+  }
+
+  /** Caches the batch and writes it to the WAL: synchronously up to the WAL's promise. */
+  private appendAdmitted(request: AppendRequest, endOffset: number): Promise<void> {
+    // A batch that waited for admission may find its stream fenced or failed meanwhile.
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     this.storage.cache.append(this.streamId, request.baseOffset, endOffset, request.batch);
-    const durable = this.storage.appendToWal(this, request).then(
+    return this.storage.appendToWal(this, request).then(
       (walEndOffset) => {
         // Runs first on the WAL's promise: see the note at the top of this file.
         if (endOffset > this.confirmed) this.confirmed = endOffset;
@@ -524,8 +600,6 @@ class StreamImpl implements Stream {
         throw err;
       },
     );
-    this.tail = durable;
-    return durable;
   }
 
   async read(startOffset: number, maxBytes: number): Promise<ReadResult> {

@@ -4,14 +4,17 @@
 // Per stream, batches sit in arrays in offset order (base and end offsets beside them for binary
 // search), as references to the appended Buffers: nothing is copied. A batch is first
 // *unuploaded*: it is not evicted, whatever the size, until markUploaded() says an object holding
-// it is committed (unuploaded bytes are bounded by the WAL's capacity instead: appends wait when
-// the WAL is full). Uploaded batches are evicted first-in first-out across streams once the cache
-// holds more than capacityBytes.
+// it is committed (stream storage keeps unuploaded bytes within capacityBytes: appends wait for
+// uploads when they would pass it). Uploaded batches are evicted first-in first-out across
+// streams once the cache holds more than capacityBytes.
 //
 // The FIFO is one array of per-stream references in append order: the k-th reference to a stream
 // stands for that stream's k-th oldest batch still cached, so eviction pops a reference and drops
 // that stream's oldest batch. Dropping a whole stream detaches its entries object; its remaining
-// references are skipped when they reach the front.
+// references are skipped when they reach the front. When the oldest batch is not uploaded yet
+// (another stream's upload committed first), eviction goes on with the uploaded batches of the
+// other streams, oldest first within each; a stream's references are then ahead of its batches
+// by as many (skippedRefs), and those first references are skipped when they reach the front.
 
 import { reportLogCache } from '../storage-metrics.ts';
 
@@ -44,6 +47,8 @@ class StreamEntries {
   /** Entries [head, uploadedTo) are uploaded; [uploadedTo, length) are not. */
   uploadedTo = 0;
   unuploadedBytes = 0;
+  /** FIFO references standing for batches already evicted out of FIFO order. */
+  skippedRefs = 0;
 
   constructor(streamId: number) {
     this.streamId = streamId;
@@ -100,6 +105,8 @@ export class LogCache {
   private readonly streams = new Map<number, StreamEntries>();
   /** Streams holding unuploaded batches. */
   private readonly dirty = new Set<StreamEntries>();
+  /** Streams that may hold uploaded batches (checked when used). */
+  private readonly evictable = new Set<StreamEntries>();
   private fifo: StreamEntries[] = [];
   private fifoHead = 0;
   private detachedRefs = 0;
@@ -201,6 +208,7 @@ export class LogCache {
       this.unuploadedTotal -= bytes;
     }
     if (entries.uploadedTo === entries.length) this.dirty.delete(entries);
+    if (entries.head < entries.uploadedTo) this.evictable.add(entries);
     this.evict();
   }
 
@@ -210,10 +218,11 @@ export class LogCache {
     if (entries === undefined) return;
     this.streams.delete(streamId);
     this.dirty.delete(entries);
+    this.evictable.delete(entries);
     entries.detached = true;
     for (let i = entries.head; i < entries.length; i++) this.totalBytes -= entries.batches[i]!.length;
     this.unuploadedTotal -= entries.unuploadedBytes;
-    this.detachedRefs += entries.length - entries.head;
+    this.detachedRefs += entries.length - entries.head + entries.skippedRefs;
     if (this.detachedRefs > 1024 && this.detachedRefs * 2 > this.fifo.length - this.fifoHead) {
       this.fifo = this.fifo.slice(this.fifoHead).filter((e) => !e.detached);
       this.fifoHead = 0;
@@ -238,15 +247,19 @@ export class LogCache {
       const entries = this.fifo[this.fifoHead]!;
       if (entries.detached) {
         this.detachedRefs--;
+      } else if (entries.skippedRefs > 0) {
+        entries.skippedRefs--;
       } else if (entries.head < entries.uploadedTo) {
         this.totalBytes -= entries.evictOldest();
         if (entries.length === 0) {
           // Nothing left (and no reference either): later appends make a new entries object.
           this.streams.delete(entries.streamId);
+          this.evictable.delete(entries);
           entries.detached = true;
         }
       } else {
-        return; // the oldest batch is not uploaded yet
+        this.evictBehindUnuploaded(); // the oldest batch is not uploaded yet
+        break;
       }
       this.fifoHead++;
     }
@@ -256,6 +269,25 @@ export class LogCache {
     } else if (this.fifoHead > 4096 && this.fifoHead * 2 > this.fifo.length) {
       this.fifo = this.fifo.slice(this.fifoHead);
       this.fifoHead = 0;
+    }
+  }
+
+  /** Evicts uploaded batches of any stream, each stream's oldest first, until within capacity. */
+  private evictBehindUnuploaded(): void {
+    for (const entries of this.evictable) {
+      while (this.totalBytes > this.capacityBytes && entries.head < entries.uploadedTo) {
+        this.totalBytes -= entries.evictOldest();
+        entries.skippedRefs++;
+      }
+      if (entries.head >= entries.uploadedTo) this.evictable.delete(entries);
+      if (entries.length === 0) {
+        // Only skipped references are left: they are dropped as a detached stream's.
+        this.streams.delete(entries.streamId);
+        entries.detached = true;
+        this.detachedRefs += entries.skippedRefs;
+        entries.skippedRefs = 0;
+      }
+      if (this.totalBytes <= this.capacityBytes) return;
     }
   }
 }

@@ -33,20 +33,104 @@ describe('log cache', () => {
     }
     expect(cache.sizeBytes()).toBe(800);
     expect(cache.unuploadedBytes()).toBe(800);
-    expect(cache.startOffset(1)).toBe(0);
 
-    // Upload stream 2 only: its batches go, oldest first, down to the capacity.
-    cache.markUploaded(2, 4);
-    expect(cache.unuploadedBytes()).toBe(400);
-    // Stream 1's first batch is at the front of the FIFO and still unuploaded: nothing moves.
-    expect(cache.sizeBytes()).toBe(800);
-
+    // Upload stream 1 up to offset 2: the FIFO drains 1@0; 2@0 is next and unuploaded, so
+    // eviction takes stream 1's uploaded 1@1 behind it.
     cache.markUploaded(1, 2);
-    // Now the FIFO drains 1@0, 2@0, 1@1: back within capacity.
-    expect(cache.sizeBytes()).toBe(500);
+    expect(cache.sizeBytes()).toBe(600);
     expect(cache.startOffset(1)).toBe(2);
+    expect(cache.startOffset(2)).toBe(0);
+
+    // Stream 2's first batch heads the FIFO and is unuploaded: the cache is full of unuploaded
+    // data (600 > 500) and keeps it all.
+    expect(cache.unuploadedBytes()).toBe(600);
+    cache.markUploaded(2, 4);
+    // Now 2@0 goes, back within capacity.
+    expect(cache.sizeBytes()).toBe(500);
     expect(cache.startOffset(2)).toBe(1);
     expect(cache.read(1, 2, 1000, 4)!.batches.map((b) => b[0])).toEqual([2, 3]);
+    expect(cache.read(2, 1, 1000, 4)!.batches.map((b) => b[0])).toEqual([11, 12, 13]);
+  });
+
+  it('evicts uploaded batches behind an unuploaded one, and keeps FIFO order afterwards', () => {
+    const cache = new LogCache({ capacityBytes: 500 });
+    for (let i = 0; i < 4; i++) {
+      cache.append(1, i, i + 1, batch(i));
+      cache.append(2, i, i + 1, batch(10 + i));
+    }
+    // Stream 2's upload commits first; stream 1's oldest batch heads the FIFO, unuploaded. The
+    // cache still gets back within capacity by evicting stream 2's oldest batches.
+    cache.markUploaded(2, 4);
+    expect(cache.sizeBytes()).toBe(500);
+    expect(cache.startOffset(1)).toBe(0);
+    expect(cache.startOffset(2)).toBe(3);
+    expect(cache.read(2, 3, 1000, 4)!.batches.map((b) => b[0])).toEqual([13]);
+
+    // Later appends and uploads evict in append order again, skipping what went early.
+    cache.markUploaded(1, 4);
+    for (let i = 4; i < 6; i++) cache.append(2, i, i + 1, batch(10 + i));
+    // 700 bytes: 1@0 and 1@1 (the oldest still cached) go.
+    expect(cache.sizeBytes()).toBe(500);
+    expect(cache.startOffset(1)).toBe(2);
+    expect(cache.startOffset(2)).toBe(3);
+    cache.markUploaded(2, 6);
+    for (let i = 4; i < 8; i++) cache.append(1, i, i + 1, batch(i));
+    // Next in the FIFO: 1@2, 1@3, then 2@3 (its skipped references pass first), then 2@4.
+    expect(cache.sizeBytes()).toBe(500);
+    expect(cache.startOffset(1)).toBe(4);
+    expect(cache.startOffset(2)).toBe(5);
+    cache.markUploaded(1, 8);
+    for (let i = 6; i < 11; i++) cache.append(2, i, i + 1, batch(10 + i));
+    expect(cache.sizeBytes()).toBeLessThanOrEqual(500);
+    expect(cache.read(2, 6, 10_000, 11)!.batches.map((b) => b[0])).toEqual([16, 17, 18, 19, 20]);
+    expect(cache.startOffset(1)).toBeUndefined();
+  });
+
+  it('stays within capacity and serves exactly the batches it holds, under random appends, uploads and drops', () => {
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const capacity = 5_000;
+    const cache = new LogCache({ capacityBytes: capacity });
+    const next = new Map<number, number>(); // stream -> next offset
+    const uploaded = new Map<number, number>(); // stream -> uploaded end
+    for (let op = 0; op < 5_000; op++) {
+      const stream = random(6);
+      const choice = random(100);
+      if (choice < 70) {
+        const base = next.get(stream) ?? 0;
+        cache.append(stream, base, base + 1, batch((stream * 31 + base) & 0xff, 50 + random(400)));
+        next.set(stream, base + 1);
+      } else if (choice < 98) {
+        const end = next.get(stream) ?? 0;
+        const from = uploaded.get(stream) ?? 0;
+        const to = from + random(end - from + 1);
+        cache.markUploaded(stream, to);
+        uploaded.set(stream, to);
+      } else {
+        cache.dropStream(stream);
+        next.delete(stream);
+        uploaded.delete(stream);
+      }
+      if (cache.unuploadedBytes() <= capacity) expect(cache.sizeBytes()).toBeLessThanOrEqual(capacity);
+      // Each stream holds a contiguous run of its latest batches, unuploaded ones all kept.
+      let total = 0;
+      for (const [id, end] of next) {
+        const start = cache.startOffset(id);
+        if (start === undefined) {
+          expect(uploaded.get(id) ?? 0).toBe(end);
+          continue;
+        }
+        expect(start).toBeLessThanOrEqual(uploaded.get(id) ?? 0);
+        const read = cache.read(id, start, Number.MAX_SAFE_INTEGER, end)!;
+        expect(read.nextOffset).toBe(end);
+        read.batches.forEach((b, i) => expect(b[0]).toBe((id * 31 + start + i) & 0xff));
+        total += read.batches.reduce((n, b) => n + b.length, 0);
+      }
+      expect(total).toBe(cache.sizeBytes());
+    }
   });
 
   it('hands out the unuploaded batches that are durable, and marks them uploaded', () => {

@@ -2,6 +2,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { register } from 'prom-client';
+import { FaultyObjectStore } from '../../../src/storage/objectstore/faulty.ts';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
 import { StreamStorageImpl } from '../../../src/storage/stream-storage.ts';
 import type { StreamStorageOptions } from '../../../src/storage/stream-storage.ts';
@@ -94,6 +96,11 @@ async function readAll(stream: Stream, startOffset = 0, maxBytes = 1000): Promis
   return out;
 }
 
+async function metricValue(name: string): Promise<number> {
+  const metric = await register.getSingleMetric(name)?.get();
+  return metric?.values[0]?.value ?? 0;
+}
+
 function expectSameBatches(actual: Buffer[], expected: Buffer[]): void {
   expect(actual.map(baseOf)).toEqual(expected.map(baseOf));
   actual.forEach((batch, i) => expect(batch.equals(expected[i]!)).toBe(true));
@@ -163,8 +170,9 @@ describe('stream storage', () => {
     const more = await appendBatches(stream, 10, 1, 500);
     await storage.flush();
     expect(storage.cache.sizeBytes()).toBeLessThanOrEqual(8 * KiB);
-    expect(metadata.objects()).toHaveLength(2);
-    // Reads cross from objects into the cache and across the two objects.
+    // 50 KiB through an 8 KiB cache: appends waited for uploads of 8 KiB or so at a time.
+    expect(metadata.objects().length).toBeGreaterThanOrEqual(6);
+    // Reads cross from objects into the cache and across objects.
     expectSameBatches(await readAll(stream, 0, 4000), [...batches, ...more]);
     expectSameBatches((await stream.read(95, 100_000)).batches.slice(0, 5), batches.slice(95));
   });
@@ -274,6 +282,54 @@ describe('stream storage', () => {
     expectSameBatches(await readAll(s2, 0, 100_000), batches);
     await byPressure.flush();
     expect((await metadata.getStream(s2.streamId))!.endOffset).toBe(256);
+  });
+
+  it('slows appends (they wait, in order) while unuploaded data fills the log cache, and loses nothing', async () => {
+    // Every PUT fails until the store "recovers": uploads cannot keep up at all.
+    const faulty = new FaultyObjectStore(objectStore, { errorRate: 1, lostResponseFraction: 0, ops: ['put'] });
+    const cacheBytes = 64 * KiB;
+    const storage = await newStorage({ objectStore: faulty, logCacheSizeBytes: cacheBytes, uploadSizeBytes: 16 * KiB, uploadIntervalMs: 50 });
+    const [a, b] = [await storage.createStream(), await storage.createStream()];
+    const waitsBefore = await metricValue('wharf_stream_append_waits_total');
+    const sent = new Map<Stream, Buffer[]>([[a, []], [b, []]]);
+    const acked: number[] = [];
+    const appends: Promise<void>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const stream = i % 2 === 0 ? a : b;
+      const batch = fakeBatch(stream.nextOffset(), 2, 2 * KiB, stream.streamId);
+      sent.get(stream)!.push(batch);
+      appends.push(stream.append({ baseOffset: stream.nextOffset(), offsetCount: 2, batch }).then(() => { acked.push(i); }));
+    }
+    // 120 KiB were sent into a 64 KiB cache: about half is acknowledged, the rest waits.
+    await expect.poll(() => acked.length).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(storage.cache.unuploadedBytes()).toBeLessThanOrEqual(cacheBytes);
+    expect(acked.length).toBeLessThanOrEqual(cacheBytes / (2 * KiB));
+    expect(storage.waitingAppends()).toBe(60 - acked.length);
+    expect(await metricValue('wharf_stream_append_waits_total')).toBeGreaterThan(waitsBefore);
+
+    faulty.setEnabled(false);
+    await Promise.all(appends);
+    expect(acked).toEqual([...acked].sort((x, y) => x - y)); // acknowledged in the order sent
+    expect(storage.waitingAppends()).toBe(0);
+    for (const [stream, batches] of sent) expectSameBatches(await readAll(stream, 0, 100_000), batches);
+    await storage.flush();
+    expect((await metadata.getStream(a.streamId))!.endOffset).toBe(60);
+  });
+
+  it('fails the appends still waiting for room when the storage stops', async () => {
+    const faulty = new FaultyObjectStore(objectStore, { errorRate: 1, lostResponseFraction: 0, ops: ['put'] });
+    const storage = await newStorage({ objectStore: faulty, logCacheSizeBytes: 8 * KiB, uploadIntervalMs: 50 });
+    const stream = await storage.createStream();
+    const appends = Array.from({ length: 8 }, () => {
+      const batch = fakeBatch(stream.nextOffset(), 1, 2 * KiB);
+      return stream.append({ baseOffset: stream.nextOffset(), offsetCount: 1, batch });
+    });
+    await expect.poll(() => storage.waitingAppends()).toBe(4);
+    storage.halt();
+    const results = await Promise.allSettled(appends);
+    expect(results.slice(0, 4).every((r) => r.status === 'fulfilled')).toBe(true);
+    expect(results.slice(4).map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
   });
 
   it('uploads and trims while appends keep coming; a crash then loses nothing', async () => {
