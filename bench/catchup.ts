@@ -1,31 +1,39 @@
-// Catch-up read throughput: stream storage on the local object store, ~1 GiB of batches of 1 KiB
-// records across 8 streams appended (through the file WAL) and uploaded to objects with the
-// default upload policy; then a fresh storage (another node: empty log cache, empty block
-// cache, empty WAL) reads every stream from offset 0, 1 MiB a read, as a Kafka consumer would:
+// Catch-up read throughput: stream storage on an object store, batches of 1 KiB records across 8
+// streams appended (through the file WAL) and uploaded to objects with the default upload policy;
+// then a fresh storage (another node: empty log cache, empty block cache, empty WAL) reads every
+// stream from offset 0, 1 MiB a read, as a Kafka consumer would:
 //   - sequential: one stream after the other (one consumer);
 //   - parallel: the 8 streams at once (8 consumers), on another fresh storage.
-// Counts object-store GETs (tails and data) per GiB read. Prints a table for people and one JSON
-// line per figure: {"bench", "metric", "value", "unit"}.
+// Counts object-store GETs (tails and data) per GiB read. Runs on the local directory store
+// (BENCH_CATCHUP_MIB, default 1024 MiB) and on s3rver over loopback through @aws-sdk/client-s3
+// (BENCH_CATCHUP_S3_MIB, default 256 MiB: s3rver writes slowly); BENCH_CATCHUP_STORES=local,s3
+// chooses. Prints a table for people and one JSON line per figure: {"bench", "metric", "value",
+// "unit"}; the s3rver figures are prefixed s3_.
 //
-//   node bench/catchup.ts            (BENCH_CATCHUP_MIB=1024 sets the data size)
+//   node bench/catchup.ts
 //
 // The objects were just written: they are most likely in the OS page cache, so this measures
-// Wharf's read path (GET planning, block cache, read-ahead, batch walking), not the disk.
+// Wharf's read path (GET planning, block cache, read-ahead, batch walking) and, on s3rver, the
+// S3 client and server over HTTP, not the disk.
 
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ClusterModel } from '../src/metadata/cluster-model.ts';
 import { EmbeddedMetadataStore } from '../src/metadata/embedded.ts';
+import { createObjectStore } from '../src/storage/objectstore/index.ts';
 import { LocalObjectStore } from '../src/storage/objectstore/local.ts';
 import type { ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
 import type { Stream } from '../src/storage/stream.ts';
 import { FileWal } from '../src/storage/wal/file-wal.ts';
+import { startS3rver } from '../test/helpers/s3rver.ts';
 import { Figures, REPO } from './lib.ts';
 
 const MiB = 1024 * 1024;
-const TOTAL_BYTES = Number(process.env.BENCH_CATCHUP_MIB ?? 1024) * MiB;
+const LOCAL_BYTES = Number(process.env.BENCH_CATCHUP_MIB ?? 1024) * MiB;
+const S3_BYTES = Number(process.env.BENCH_CATCHUP_S3_MIB ?? 256) * MiB;
+const STORES = (process.env.BENCH_CATCHUP_STORES ?? 'local,s3').split(',');
 const STREAMS = 8;
 const RECORD_BYTES = 1024;
 const RECORDS_PER_BATCH = 16;
@@ -36,8 +44,10 @@ const READ_MAX_BYTES = MiB;
 const APPEND_WINDOW = 64;
 
 const figures = new Figures();
+/** Prefix of the figures of the store being measured ('' for local, 's3_'). */
+let prefix = '';
 function report(metric: string, value: number, unit: string): void {
-  figures.report('catchup', metric, value, unit);
+  figures.report('catchup', prefix + metric, value, unit);
 }
 
 /** Counts GETs and bytes read on the way to the local store. */
@@ -144,37 +154,61 @@ async function measure(name: string, dir: string, metadata: ClusterModel, store:
   await wal.close().catch(() => {});
 }
 
-async function main(): Promise<void> {
-  const dir = await mkdtemp(path.join(REPO, '.tmp-bench-catchup-'));
+/** Loads totalBytes into the store, then measures the two catch-up reads. */
+async function run(dir: string, inner: ObjectStore, totalBytes: number, where: string): Promise<void> {
   const metadataStore = await EmbeddedMetadataStore.open(path.join(dir, 'metadata'));
   try {
     const metadata = new ClusterModel(metadataStore);
-    const store = new CountingStore(new LocalObjectStore(path.join(dir, 'objects')));
-    console.log(`# catch-up: ${TOTAL_BYTES / MiB} MiB of ${RECORD_BYTES} B records (${RECORDS_PER_BATCH} a batch) in ${STREAMS} streams, local object store in ${dir}`);
+    const store = new CountingStore(inner);
+    console.log(`# catch-up: ${totalBytes / MiB} MiB of ${RECORD_BYTES} B records (${RECORDS_PER_BATCH} a batch) in ${STREAMS} streams, ${where}`);
 
     const loadStart = performance.now();
     const writer = await newStorage(dir, metadata, store);
     const streams: Stream[] = [];
     for (let s = 0; s < STREAMS; s++) streams.push(await writer.storage.createStream());
-    await Promise.all(streams.map((stream) => load(stream, TOTAL_BYTES / STREAMS)));
+    await Promise.all(streams.map((stream) => load(stream, totalBytes / STREAMS)));
     await writer.storage.flush();
     for (const stream of streams) await stream.close();
     await writer.storage.shutdown();
     await writer.wal.close().catch(() => {});
     const objects = (await store.list('objects/')).length;
     const loadSeconds = (performance.now() - loadStart) / 1000;
-    report('load_mib_s', TOTAL_BYTES / MiB / loadSeconds, 'MiB/s');
+    report('load_mib_s', totalBytes / MiB / loadSeconds, 'MiB/s');
     report('objects', objects, 'objects');
 
     const streamIds = streams.map((stream) => stream.streamId);
     await measure('sequential', dir, metadata, store, streamIds, false);
     await measure('parallel', dir, metadata, store, streamIds, true);
-
-    figures.printTable();
   } finally {
     await metadataStore.close();
-    await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  for (const kind of STORES) {
+    const dir = await mkdtemp(path.join(REPO, `.tmp-bench-catchup-${kind}-`));
+    try {
+      if (kind === 'local') {
+        prefix = '';
+        await run(dir, new LocalObjectStore(path.join(dir, 'objects')), LOCAL_BYTES, `local object store in ${dir}`);
+      } else if (kind === 's3') {
+        prefix = 's3_';
+        const s3 = await startS3rver();
+        try {
+          const store = await createObjectStore({ kind: 's3', endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: true });
+          await run(dir, store, S3_BYTES, `s3rver at ${s3.endpoint} (@aws-sdk/client-s3, with the retry layer)`);
+          await store.close();
+        } finally {
+          await s3.stop();
+        }
+      } else {
+        throw new Error(`unknown store ${kind} in BENCH_CATCHUP_STORES (local, s3)`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  figures.printTable();
 }
 
 await main();

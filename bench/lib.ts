@@ -130,3 +130,20 @@ export function runRdkafkaProducer(options: {
   if (result.errors > 0) throw new Error(`${result.errors} produce errors`);
   return result;
 }
+
+/** Sums of the broker's /metrics samples, per selector: a metric name, optionally with `{label="value"`. */
+export async function metricSums(httpPort: number, selectors: string[]): Promise<Map<string, number>> {
+  // Retried once: a keep-alive socket the server closed meanwhile fails the first attempt.
+  const get = async (): Promise<string> => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const text = await get().catch(get);
+  const sums = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    for (const selector of selectors) {
+      const [name, label] = selector.split('{');
+      if (line.split(/[{ ]/)[0] !== name || (label !== undefined && !line.includes(label))) continue;
+      sums.set(selector, (sums.get(selector) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+  }
+  return sums;
+}

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startS3rver, type S3rverHandle } from '../test/helpers/s3rver.ts';
-import { Figures, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess, type ProducerResult } from './lib.ts';
+import { Figures, metricSums, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess, type ProducerResult } from './lib.ts';
 
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
@@ -50,23 +50,6 @@ function startBroker(dataDir: string, s3: S3rverHandle): Promise<BrokerProcess> 
 
 function runProducer(bootstrap: string, topic: string, durationS: number, rateMiBs: number): ProducerResult {
   return runRdkafkaProducer({ bootstrap, topic, durationS, rateMiBs, recordBytes: RECORD_BYTES, script: PRODUCER_SCRIPT });
-}
-
-/** Sums of the broker's /metrics samples, per selector: a metric name, optionally with `{label="value"`. */
-async function metricSums(httpPort: number, selectors: string[]): Promise<Map<string, number>> {
-  // Retried once: a keep-alive socket the server closed meanwhile fails the first attempt.
-  const get = async (): Promise<string> => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const text = await get().catch(get);
-  const sums = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    for (const selector of selectors) {
-      const [name, label] = selector.split('{');
-      if (line.split(/[{ ]/)[0] !== name || (label !== undefined && !line.includes(label))) continue;
-      sums.set(selector, (sums.get(selector) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-    }
-  }
-  return sums;
 }
 
 const PRODUCE_COUNT = 'wharf_kafka_request_duration_seconds_count{api="Produce"';

@@ -5,7 +5,7 @@
 
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Figures, percentile, REPO, runRdkafkaProducer, startBrokerProcess, type ProducerResult } from './lib.ts';
+import { Figures, metricSums, percentile, REPO, runRdkafkaProducer, startBrokerProcess, type ProducerResult } from './lib.ts';
 
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
@@ -13,6 +13,7 @@ const seconds = (name: string, fallback: number): number => Number(process.env[n
 const DISK_SECONDS = seconds('BENCH_DISK_SECONDS', 2);
 const PRODUCE_SECONDS = seconds('BENCH_PRODUCE_SECONDS', 15);
 
+const RSS = 'wharf_process_resident_memory_bytes';
 const figures = new Figures();
 const report = figures.report.bind(figures);
 
@@ -43,12 +44,6 @@ function runProducer(bootstrap: string, topic: string, durationS: number, rateMi
   return runRdkafkaProducer({ bootstrap, topic, durationS, rateMiBs, recordBytes: RECORD_BYTES });
 }
 
-async function brokerRssBytes(httpPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('wharf_process_resident_memory_bytes'));
-  return line ? Number(line.split(' ')[1]) : NaN;
-}
-
 async function main(): Promise<void> {
   const work = await mkdtemp(path.join(REPO, '.tmp-bench-'));
   try {
@@ -68,7 +63,7 @@ async function main(): Promise<void> {
       report('produce', 'max_throughput_records_s', max.records / max.seconds, 'records/s');
       report('produce', 'max_throughput_p50_ms', max.latency_ms.p50, 'ms');
       report('produce', 'max_throughput_p99_ms', max.latency_ms.p99, 'ms');
-      report('broker', 'rss_after_load_mib', (await brokerRssBytes(broker.httpPort)) / 2 ** 20, 'MiB');
+      report('broker', 'rss_after_load_mib', ((await metricSums(broker.httpPort, [RSS])).get(RSS) ?? NaN) / 2 ** 20, 'MiB');
     } finally {
       await broker.stop();
     }

@@ -5,7 +5,8 @@
 //   produce       Kafka produce throughput and p50/p99 (librdkafka, acks=all) and raw disk
 //   otlp          OTLP/HTTP spans/s and log records/s, p99 at half rate
 //   remote-write  remote-write samples/s next to Prometheus's own receiver
-//   catchup       catch-up read throughput from objects, GETs per GiB
+//   catchup       catch-up read throughput from objects (local store and s3rver), GETs per GiB
+//   tail          produce p99 at 20 MiB/s while a consumer replays old data, as a ratio of idle
 //   compaction    bytes stored per byte produced, PUTs/GETs per GiB
 //   object-wal    produce p99 at 20 MiB/s with the object WAL on s3rver
 //   table         OTLP topic to committed Parquet rows/s next to DuckDB's COPY, file sizes, freshness
@@ -13,7 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-const BENCHES = ['produce', 'otlp', 'remote-write', 'catchup', 'compaction', 'object-wal', 'table'];
+const BENCHES = ['produce', 'otlp', 'remote-write', 'catchup', 'tail', 'compaction', 'object-wal', 'table'];
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !BENCHES.includes(name));
 if (unknown.length > 0) {

@@ -1,0 +1,112 @@
+// Hot/cold isolation: produce latency on the tail while a consumer replays old data. A single-node
+// Wharf (file WAL, local object store, default caches) gets BENCH_TAIL_HISTORY_SECONDS (default 8)
+// of produce at full rate into `history` (1 KiB records, 8 partitions), flushed to objects; the
+// broker restarts, so the log cache is empty and every read of `history` is a catch-up read from
+// objects (block cache, read-ahead, catch-up budget). Then, on the same broker:
+//   1. idle: the librdkafka producer writes `tail` at 20 MiB/s (acks=all, idempotent) for
+//      BENCH_PRODUCE_SECONDS (default 15): p50/p99;
+//   2. catch-up: the same produce while kcat reads `history` from the beginning, over and over
+//      (as fast as it goes): p50/p99, their ratio to the idle ones (goal: p99 ≤ 1.5× idle), and
+//      the catch-up read rate (fetch bytes / s) with its object-store GETs.
+// The producer, kcat and the broker share the machine's cores (the load average is printed).
+// Prints a table for people and one JSON line per figure: {"bench", "metric", "value", "unit"}.
+//
+//   node bench/tail.ts
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Figures, metricSums, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess } from './lib.ts';
+
+const BENCH = 'tail';
+const RECORD_BYTES = 1024;
+const PARTITIONS = 8;
+const RATE_MIB_S = 20;
+const HISTORY_SECONDS = Number(process.env.BENCH_TAIL_HISTORY_SECONDS ?? 8);
+const PRODUCE_SECONDS = Number(process.env.BENCH_PRODUCE_SECONDS ?? 15);
+
+const FETCH_BYTES = 'wharf_fetch_bytes_total';
+const GETS = 'wharf_object_store_requests_total{op="get"';
+const RSS = 'wharf_process_resident_memory_bytes';
+
+const figures = new Figures();
+function report(metric: string, value: number, unit: string): void {
+  figures.report(BENCH, metric, value, unit);
+}
+
+function startBroker(dataDir: string): Promise<BrokerProcess> {
+  return startBrokerProcess({ dataDir, env: { WHARF_NUM_PARTITIONS: String(PARTITIONS), WHARF_OTLP_ENABLE: 'false', WHARF_TABLE_ENABLE: 'false' } });
+}
+
+function produce(broker: BrokerProcess, topic: string, seconds: number, rateMiBs: number): ReturnType<typeof runRdkafkaProducer> {
+  return runRdkafkaProducer({ bootstrap: broker.bootstrap, topic, durationS: seconds, rateMiBs, recordBytes: RECORD_BYTES });
+}
+
+/** kcat reading the topic from its beginning to its end, again and again, until stopped. */
+function catchUpReader(bootstrap: string, topic: string): { stop(): Promise<void> } {
+  const loop = `while :; do kcat -C -b ${bootstrap} -t ${topic} -o beginning -e -q -f '%o\\n' > /dev/null || exit 1; done`;
+  const child = spawn('sh', ['-c', loop], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  return {
+    async stop(): Promise<void> {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      process.kill(-child.pid!, 'SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const loadAverage = (): string => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(path.join(REPO, '.tmp-bench-tail-'));
+  const dataDir = path.join(work, 'data');
+  try {
+    let broker = await startBroker(dataDir);
+    try {
+      const history = produce(broker, 'history', HISTORY_SECONDS, 0);
+      report('history_mib', history.bytes / 2 ** 20, 'MiB');
+      const flushed = await fetch(`http://127.0.0.1:${broker.httpPort}/admin/flush`, { method: 'POST' });
+      if (!flushed.ok) throw new Error(`flush answered ${flushed.status}`);
+    } finally {
+      await broker.stop();
+    }
+    broker = await startBroker(dataDir); // empty log cache and block cache: history is read from objects
+    try {
+      console.log(`# tail produce: ${RATE_MIB_S} MiB/s, acks=all, idempotent, ${RECORD_BYTES} B records, ${PARTITIONS} partitions, ${PRODUCE_SECONDS} s; load average ${loadAverage()}`);
+      produce(broker, 'tail', 3, RATE_MIB_S); // warm-up, creates the topic
+      const idle = produce(broker, 'tail', PRODUCE_SECONDS, RATE_MIB_S);
+      report('idle_p50_ms', idle.latency_ms.p50, 'ms');
+      report('idle_p99_ms', idle.latency_ms.p99, 'ms');
+
+      console.log(`# the same, while kcat replays history from objects; load average ${loadAverage()}`);
+      const reader = catchUpReader(broker.bootstrap, 'history');
+      let busy: ReturnType<typeof produce>;
+      let before: Map<string, number>;
+      let after: Map<string, number>;
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2000)); // let the catch-up get going
+        before = await metricSums(broker.httpPort, [FETCH_BYTES, GETS]);
+        busy = produce(broker, 'tail', PRODUCE_SECONDS, RATE_MIB_S);
+        after = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, RSS]);
+      } finally {
+        await reader.stop();
+      }
+      const delta = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+      const catchUpBytes = delta(FETCH_BYTES);
+      report('catchup_p50_ms', busy.latency_ms.p50, 'ms');
+      report('catchup_p99_ms', busy.latency_ms.p99, 'ms');
+      report('catchup_p99_over_idle_p99', busy.latency_ms.p99 / idle.latency_ms.p99, 'x');
+      report('catchup_read_mib_s', catchUpBytes / 2 ** 20 / busy.seconds, 'MiB/s');
+      report('catchup_gets_per_gib', catchUpBytes > 0 ? delta(GETS) / (catchUpBytes / 2 ** 30) : NaN, 'GETs/GiB');
+      report('broker_rss_mib', (after.get(RSS) ?? NaN) / 2 ** 20, 'MiB');
+    } finally {
+      await broker.stop();
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  figures.printTable();
+}
+
+await main();
