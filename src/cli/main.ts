@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --initial-heap-size=256
 // wharf: the command line. `wharf start` runs a single-node Wharf on embedded defaults.
 
+import './thread-pool.ts'; // first: sizes libuv's thread pool before anything uses it
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.ts';
 import { Broker, objectStoreConfig } from '../broker/broker.ts';

@@ -1,6 +1,6 @@
 // Metrics of the WAL, the log cache and stream storage, in prom-client's default registry.
 //
-//   wharf_wal_fsync_duration_seconds      histogram: one fdatasync of the file WAL
+//   wharf_wal_fsync_duration_seconds      histogram: one durable write of the file WAL (O_DSYNC write)
 //   wharf_wal_bytes_written_total         bytes written to the WAL ring (records, pads, headers)
 //   wharf_stream_append_bytes_total       record batch bytes appended to streams
 //   wharf_stream_append_waits_total       appends that waited for room in the log cache (backpressure)
@@ -28,7 +28,7 @@ function histogram(name: string, help: string, buckets: number[]): Histogram {
 
 export const walFsyncDurationSeconds = histogram(
   'wharf_wal_fsync_duration_seconds',
-  'Duration of one fdatasync of the file WAL.',
+  'Duration of one durable write of the file WAL (an O_DSYNC write: write and fdatasync in one call).',
   [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
 );
 

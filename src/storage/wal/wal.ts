@@ -30,7 +30,7 @@ export interface PendingAppend {
 }
 
 export interface WalStats {
-  /** Group-commit writes and fdatasyncs done (trims and pads included in fsyncs). */
+  /** Group-commit writes and sync points (fdatasyncs, or durable writes; trims and pads included). */
   writes: number;
   fsyncs: number;
   records: number;
