@@ -59,7 +59,8 @@ export interface BrokerProcess {
 
 /**
  * Starts `src/cli/main.ts start` on free ports with the data in dataDir and the given WHARF_*
- * settings, and waits for /readyz. No wharf.yaml is read.
+ * settings, and waits for /readyz. No wharf.yaml is read. BENCH_BROKER_NODE_FLAGS adds Node
+ * flags to every broker a benchmark starts (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 export async function startBrokerProcess(options: {
   dataDir: string;
@@ -67,7 +68,8 @@ export async function startBrokerProcess(options: {
   nodeFlags?: readonly string[];
 }): Promise<BrokerProcess> {
   const [kafkaPort, httpPort, otlpGrpcPort, otlpHttpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...(options.nodeFlags ?? []), path.join(REPO, 'src/cli/main.ts'), 'start'], {
+  const extraFlags = process.env.BENCH_BROKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...extraFlags, ...(options.nodeFlags ?? []), path.join(REPO, 'src/cli/main.ts'), 'start'], {
     cwd: REPO,
     env: {
       ...process.env,

@@ -92,8 +92,16 @@ export async function startOtlpHttp(ingest: OtlpIngest, host: string, port: numb
     }
   });
 
+  const paths = SIGNAL_NAMES.map((s) => SIGNALS[s].httpPath);
   app.setNotFoundHandler((request, reply) => {
-    const body = statusBody('json', GrpcCode.NOT_FOUND, `no OTLP endpoint ${request.method} ${request.url}; use POST ${SIGNAL_NAMES.map((s) => SIGNALS[s].httpPath).join(', ')}`);
+    const path = request.url.split('?', 1)[0]!;
+    if (paths.includes(path)) {
+      // An export path with another method than POST.
+      const body = statusBody('json', GrpcCode.UNIMPLEMENTED, `method ${request.method} is not allowed on ${path}; OTLP/HTTP exports use POST`);
+      void reply.code(405).header('allow', 'POST').header('content-type', 'application/json').send(body);
+      return;
+    }
+    const body = statusBody('json', GrpcCode.NOT_FOUND, `no OTLP endpoint ${request.method} ${request.url}; use POST ${paths.join(', ')}`);
     void reply.code(404).header('content-type', 'application/json').send(body);
   });
 

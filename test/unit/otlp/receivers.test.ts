@@ -116,6 +116,16 @@ describe('OTLP/HTTP', () => {
     expect((await fetch(`${url}/v1/profiles`, { method: 'POST', body: '{}', headers: JSON_TYPE })).status).toBe(404);
   });
 
+  it('answers 405 with Allow: POST to other methods on the export paths', async () => {
+    for (const [method, path] of [['GET', '/v1/traces'], ['PUT', '/v1/logs?x=1'], ['DELETE', '/v1/metrics']] as const) {
+      const response = await fetch(`${url}${path}`, { method });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('POST');
+      expect(await response.json()).toEqual({ code: 12, message: expect.stringContaining(`method ${method} is not allowed`) });
+    }
+    expect((await fetch(`${url}/v1/nothing`)).status).toBe(404);
+  });
+
   it('answers 429 with Retry-After past the in-flight bound, and serves again afterwards', async () => {
     let open!: () => void;
     producer.gate = new Promise((resolve) => { open = resolve; });
