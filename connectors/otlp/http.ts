@@ -92,7 +92,7 @@ export async function startOtlpHttp(ingest: OtlpIngest, host: string, port: numb
     }
   });
 
-  const paths = SIGNAL_NAMES.map((s) => SIGNALS[s].httpPath);
+  const paths: readonly string[] = SIGNAL_NAMES.map((s) => SIGNALS[s].httpPath);
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0]!;
     if (paths.includes(path)) {
