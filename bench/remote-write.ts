@@ -5,7 +5,9 @@
 //
 //   1. decoder: the hand-written decoder (connectors/prometheus) against protobufjs on one
 //      request as Prometheus sends it (2,000 series x 1 sample), in this process: with its key
-//      cache warm (series seen before, the steady state) and without it (new series).
+//      cache warm (series seen before, the steady state) and without it (new series); and the
+//      whole main-thread path of a request after snappy: decode, then the in-process producer's
+//      partitioning, record batch encoding and CRC (its appends stubbed out).
 //   2. ingest: payloads built once (BENCH_RW_CLIENTS clients, each with its own 2,000 series and
 //      BENCH_RW_REQUESTS requests, one "scrape" 10 s apart per request, snappy-compressed); each
 //      client POSTs its requests in order (as a Prometheus shard does) over a keep-alive
@@ -14,7 +16,8 @@
 //      are durable (acks=all, WAL fdatasync); Prometheus after appending to its head and WAL
 //      (no fsync per request). BENCH_RW_ROUNDS rounds alternate the two, each on a fresh process
 //      and storage; a receiver's figures are its best round. Also reported: each receiver's CPU
-//      time (all threads, from /proc) per million samples, which other load disturbs less.
+//      time (all threads, from /proc) per million samples, which other load disturbs less, and
+//      Wharf's main-thread share of it (the JS thread, which bounds its throughput).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -26,6 +29,8 @@ import protobuf from 'protobufjs';
 import { compressSync } from 'snappy';
 import { decodeWriteRequestV1 } from '../connectors/prometheus/remote-write-v1.ts';
 import { decodeRequestV2 } from '../connectors/prometheus/remote-write-v2.ts';
+import { InProcessProducer } from '../src/broker/in-process-producer.ts';
+import type { TopicRegistry } from '../src/broker/topics.ts';
 import { Figures, freePort, percentile, REPO, startBrokerProcess } from './lib.ts';
 
 const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
@@ -186,21 +191,22 @@ function protobufjsToRecords(WriteRequest: protobuf.Type, body: Buffer): { key: 
 }
 
 /**
- * CPU microseconds (user + system) per call of `run`: the best of ten trials over `seconds` in
- * all, after a warm-up. CPU time, and the best trial, so that other processes count least.
+ * CPU microseconds (user + system) of this thread per call of `run`: the best of ten trials over
+ * `seconds` in all, after a warm-up. CPU time, and the best trial, so that other processes count
+ * least; this thread's, as a broker's main thread is what bounds it (GC helpers run beside it).
  */
-function timeLoop(seconds: number, run: () => unknown): number {
-  for (let i = 0; i < 30; i++) run(); // warm-up for the JIT
+async function timeLoop(seconds: number, run: () => unknown): Promise<number> {
+  for (let i = 0; i < 30; i++) await run(); // warm-up for the JIT
   let best = Infinity;
   for (let trial = 0; trial < 10; trial++) {
     let iterations = 0;
     const start = performance.now();
-    const cpuStart = process.cpuUsage();
+    const cpuStart = process.threadCpuUsage();
     while (performance.now() - start < seconds * 100) {
-      run();
+      await run();
       iterations++;
     }
-    const cpu = process.cpuUsage(cpuStart);
+    const cpu = process.threadCpuUsage(cpuStart);
     best = Math.min(best, (cpu.user + cpu.system) / iterations);
   }
   return best;
@@ -216,10 +222,10 @@ async function decoderBench(workload: Workload): Promise<void> {
   if (check.records.length !== viaPb.length || !check.records[7]!.key!.equals(viaPb[7]!.key)) {
     throw new Error('the hand-written and protobufjs paths disagree on the records');
   }
-  const handwritten = timeLoop(DECODER_SECONDS, () => decodeWriteRequestV1(body));
-  const handwrittenCold = timeLoop(DECODER_SECONDS, () => decodeWriteRequestV1(body, null));
-  const pbDecode = timeLoop(DECODER_SECONDS, () => WriteRequest.decode(body));
-  const pbRecords = timeLoop(DECODER_SECONDS, () => protobufjsToRecords(WriteRequest, body));
+  const handwritten = await timeLoop(DECODER_SECONDS, () => decodeWriteRequestV1(body));
+  const handwrittenCold = await timeLoop(DECODER_SECONDS, () => decodeWriteRequestV1(body, null));
+  const pbDecode = await timeLoop(DECODER_SECONDS, () => WriteRequest.decode(body));
+  const pbRecords = await timeLoop(DECODER_SECONDS, () => protobufjsToRecords(WriteRequest, body));
   report('decoder_handwritten_v1_to_records_us', handwritten, 'cpu_us/request');
   report('decoder_handwritten_v1_to_records_samples_s', (samples / handwritten) * 1e6, 'samples/s');
   report('decoder_handwritten_v1_no_key_cache_us', handwrittenCold, 'cpu_us/request');
@@ -228,6 +234,10 @@ async function decoderBench(workload: Workload): Promise<void> {
   report('decoder_protobufjs_v1_to_records_samples_s', (samples / pbRecords) * 1e6, 'samples/s');
   report('decoder_handwritten_speedup_vs_protobufjs_records', pbRecords / handwritten, 'x');
   report('decoder_handwritten_no_key_cache_speedup_vs_protobufjs_records', pbRecords / handwrittenCold, 'x');
+
+  const producer = stubProducer(8);
+  const toBatches = await timeLoop(DECODER_SECONDS, () => producer.send('bench', decodeWriteRequestV1(body).columns));
+  report('decode_and_encode_v1_us_per_sample', toBatches / samples, 'cpu_us/sample');
 
   // The same series as a 2.0 request (symbols table), decoded into 1.0-shaped records.
   const symbols = [''];
@@ -246,10 +256,17 @@ async function decoderBench(workload: Workload): Promise<void> {
     samples: [{ value: i, timestamp }],
   }));
   const v2 = Buffer.from(RequestV2.encode(RequestV2.fromObject({ symbols, timeseries })).finish());
-  const handwrittenV2 = timeLoop(DECODER_SECONDS, () => decodeRequestV2(v2));
-  const pbV2 = timeLoop(DECODER_SECONDS, () => RequestV2.decode(v2));
+  const handwrittenV2 = await timeLoop(DECODER_SECONDS, () => decodeRequestV2(v2));
+  const pbV2 = await timeLoop(DECODER_SECONDS, () => RequestV2.decode(v2));
   report('decoder_handwritten_v2_to_records_us', handwrittenV2, 'cpu_us/request');
   report('decoder_protobufjs_v2_decode_only_us', pbV2, 'cpu_us/request');
+}
+
+/** The in-process producer over a topic of `partitions` partitions whose appends do nothing. */
+function stubProducer(partitions: number): InProcessProducer {
+  const append = (): Promise<{ errorCode: number; baseOffset: number }> => Promise.resolve({ errorCode: 0, baseOffset: 0 });
+  const topic = { partitions: Array.from({ length: partitions }, () => ({ append })), info: { configs: {} }, logAppendTime: false };
+  return new InProcessProducer({ get: () => topic } as unknown as TopicRegistry, partitions);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,26 +365,33 @@ async function sendAll(target: Target, workload: Workload, from: number, to: num
   return { samplesPerSecond: (CLIENTS * (to - from) * SERIES_PER_REQUEST) / seconds, seconds, latenciesMs: latenciesMs.sort((a, b) => a - b) };
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc: all its threads, or with
+ * `mainThreadOnly` its main thread (Node's JS thread, the one a broker cannot spread).
+ */
+async function cpuSeconds(pid: number, mainThreadOnly = false): Promise<number> {
+  const stat = await readFile(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-interface TargetRun extends RunResult { cpuSecondsPerMillion: number; rssMiB: number }
+interface TargetRun extends RunResult { cpuSecondsPerMillion: number; mainThreadCpuSecondsPerMillion: number; rssMiB: number }
 
 /** Warm-up share, then the measured requests; the process's CPU time is read around the latter. */
 async function ingestRun(target: Target, workload: Workload): Promise<TargetRun> {
   await sendAll(target, workload, 0, WARMUP_REQUESTS);
   const cpuBefore = await cpuSeconds(target.child.pid!);
+  const mainCpuBefore = await cpuSeconds(target.child.pid!, true);
   const result = await sendAll(target, workload, WARMUP_REQUESTS, REQUESTS_PER_CLIENT);
   const cpuUsed = (await cpuSeconds(target.child.pid!)) - cpuBefore;
+  const mainCpuUsed = (await cpuSeconds(target.child.pid!, true)) - mainCpuBefore;
   const measuredSamples = CLIENTS * (REQUESTS_PER_CLIENT - WARMUP_REQUESTS) * SERIES_PER_REQUEST;
   const rssMetric = target.name === 'wharf' ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
   console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms`);
-  return { ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, rssMiB };
+  return {
+    ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, mainThreadCpuSecondsPerMillion: (mainCpuUsed / measuredSamples) * 1e6, rssMiB,
+  };
 }
 
 /** Reports a target's best round (other load on the machine only ever lowers a figure). */
@@ -378,6 +402,7 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
   report(`${name}_p50_ms`, percentile(best.latenciesMs, 0.5), 'ms');
   report(`${name}_p99_ms`, percentile(best.latenciesMs, 0.99), 'ms');
   report(`${name}_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuSecondsPerMillion)), 'cpu_s');
+  if (name === 'wharf') report('wharf_main_thread_cpu_s_per_million_samples', Math.min(...runs.map((r) => r.mainThreadCpuSecondsPerMillion)), 'cpu_s');
   report(`${name}_rss_after_mib`, best.rssMiB, 'MiB');
   return best;
 }

@@ -1,16 +1,39 @@
 // What decoding one remote-write request yields: the records to produce (one per series, one per
 // metadata family) and the counts the response and the metrics report. Decoding either returns
 // all of it or throws an InvalidWriteError, so nothing of a bad request is ever produced.
+//
+// The records are columns (RecordColumns): no object per record, and a series' value stays a
+// range of the request (or of the request's arena when it was rewritten).
 
 import type { ProducerRecord } from '../../src/broker/in-process-producer.ts';
+import type { RecordColumns } from '../../src/protocol/record-encoder.ts';
 
-export interface DecodedWrite {
-  records: ProducerRecord[];
+export interface WriteCounts {
   samples: number;
   histograms: number;
   exemplars: number;
-  /** Series records (the rest of `records` carry metadata only). */
-  series: number;
+}
+
+export class DecodedWrite implements WriteCounts {
+  readonly columns: RecordColumns;
+  /** Series records (the rest of `columns` carry metadata only). */
+  readonly series: number;
+  readonly samples: number;
+  readonly histograms: number;
+  readonly exemplars: number;
+
+  constructor(columns: RecordColumns, series: number, counts: WriteCounts) {
+    this.columns = columns;
+    this.series = series;
+    this.samples = counts.samples;
+    this.histograms = counts.histograms;
+    this.exemplars = counts.exemplars;
+  }
+
+  /** The records as objects, made anew at each read (tests and tools: the receiver produces `columns`). */
+  get records(): ProducerRecord[] {
+    return this.columns.toRecords();
+  }
 }
 
 /** Why a request was rejected: the `reason` label of wharf_remote_write_rejected_requests_total. */

@@ -225,4 +225,9 @@ export class ByteArena {
     this.pos = end;
     return this.chunk.subarray(start, end);
   }
+
+  /** Keeps what was written up to `end` in the buffer room() returned, without a view of it; `pos` moves to `end`. */
+  keep(end: number): void {
+    this.pos = end;
+  }
 }

@@ -161,8 +161,8 @@ export class RemoteWriteReceiver {
     reservation.growTo(body.length + uncompressedBytes);
     const message = await decompress(body);
     const decoded = version === ProtocolVersion.V1 ? decodeWriteRequestV1(message) : decodeRequestV2(message);
-    if (decoded.records.length > 0) {
-      await this.options.producer.send(this.options.topic, decoded.records, {
+    if (decoded.columns.length > 0) {
+      await this.options.producer.send(this.options.topic, decoded.columns, {
         partitions: this.options.partitions, configs: this.options.topicConfigs,
       });
     }
@@ -272,7 +272,9 @@ function readBody(req: http.IncomingMessage, maxBytes: number, reservation: Rese
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
     });
     req.once('error', (err) => fail(new ClientGoneError(`reading the body failed: ${err.message}`)));
-    req.once('close', () => fail(new ClientGoneError('the client closed the connection before the body ended')));
+    req.once('close', () => {
+      if (!settled) fail(new ClientGoneError('the client closed the connection before the body ended'));
+    });
   });
 }
 

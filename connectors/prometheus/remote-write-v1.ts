@@ -3,15 +3,16 @@
 //
 // The topic encoding is the request's own message, so a series' record value is the bytes of
 // its `timeseries` field entry as they came in — tag 0x0a, length, TimeSeries — which is exactly
-// a WriteRequest holding that one TimeSeries: a view into the request, no copy. Likewise a
-// metadata entry (tag 0x1a) is a WriteRequest holding only that MetricMetadata.
+// a WriteRequest holding that one TimeSeries: a range of the request, copied only once, by the
+// record encoder into the record batch. Likewise a metadata entry (tag 0x1a) is a WriteRequest
+// holding only that MetricMetadata.
 //
 // Prometheus puts every sample of a batch in its own TimeSeries, so a series scraped twice
 // within one batch appears twice. Entries with the same identity are merged into one record
 // (labels once, then every entry's samples, exemplars and histograms in request order).
 
-import type { ProducerRecord } from '../../src/broker/in-process-producer.ts';
-import { InvalidWriteError, RejectReason, type DecodedWrite } from './decoded-write.ts';
+import { RecordColumns, partitionHash } from '../../src/protocol/record-encoder.ts';
+import { DecodedWrite, InvalidWriteError, RejectReason, type WriteCounts } from './decoded-write.ts';
 import { validateHistogram } from './histogram.ts';
 import { ByteArena, ProtoReader, ProtobufError, WireType, expectWireType, isUtf8Range, varintSize, writeVarint } from './protobuf.ts';
 import { KeyIndex, LabelRanges, SeriesKeyWriter, hashBytes } from './series-identity.ts';
@@ -45,12 +46,6 @@ const keyWriter = new SeriesKeyWriter();
 /** The key cache requests share (see key-cache.ts). */
 const sharedKeyCache = new SeriesKeyCache();
 
-interface Counts {
-  samples: number;
-  histograms: number;
-  exemplars: number;
-}
-
 /**
  * Decodes and validates the whole request; throws InvalidWriteError (400) on any fault.
  * `keyCache` null decodes without one (benchmarks measure both paths).
@@ -72,7 +67,7 @@ let requestStamp = 0;
 /** The records of one request being decoded. */
 class RequestRecords {
   readonly buf: Buffer;
-  readonly records: ProducerRecord[] = [];
+  readonly columns: RecordColumns;
   series = 0;
   /** Per record: where its TimeSeries starts (-1 for metadata records). */
   private readonly seriesStart: number[] = [];
@@ -83,47 +78,57 @@ class RequestRecords {
 
   constructor(buf: Buffer) {
     this.buf = buf;
+    this.columns = new RecordColumns(buf.length >>> 7); // a series entry takes ~100-300 bytes
   }
 
-  /** A new series record; returns its index. */
+  /** A new series record, its value the `timeseries` field at [fieldStart, tsEnd); returns its index. */
   addSeries(key: Buffer, fieldStart: number, tsStart: number, tsEnd: number): number {
-    this.records.push({ key, value: this.buf.subarray(fieldStart, tsEnd) });
+    return this.addSeriesKeyed(key, 0, key.length, partitionHash(key), fieldStart, tsStart, tsEnd);
+  }
+
+  /** addSeries with the key as a range of keySource (a key cache's), its partition hash known. */
+  addSeriesKeyed(
+    keySource: Buffer, keyStart: number, keyEnd: number, keyPartitionHash: number, fieldStart: number, tsStart: number, tsEnd: number,
+  ): number {
     this.seriesStart.push(tsStart);
     this.series++;
-    return this.records.length - 1;
+    return this.columns.addRanges(keySource, keyStart, keyEnd, keyPartitionHash, this.buf, fieldStart, tsEnd);
   }
 
   /** The record with this key if an earlier series of the request had it, else -1 (then the caller adds it). */
   findByKey(key: Buffer, keyHash: number): number {
     this.byKey ??= new KeyIndex();
-    return this.byKey.findOrAdd(key, keyHash, this.records.length);
+    return this.byKey.findOrAdd(key, keyHash, this.columns.length);
   }
 
   /** Another TimeSeries entry of the series in record `index`. */
   repeat(index: number, tsStart: number, tsEnd: number): void {
     let ranges = this.repeated.get(index);
     if (ranges === undefined) {
-      const first = this.records[index]!.value!;
-      ranges = [this.seriesStart[index]!, first.byteOffset - this.buf.byteOffset + first.length];
+      ranges = [this.seriesStart[index]!, this.columns.valueEnd(index)];
       this.repeated.set(index, ranges);
     }
     ranges.push(tsStart, tsEnd);
   }
 
-  addMetadata(key: Buffer, value: Buffer): void {
+  /** A metadata record, its value the `metadata` field at [start, end). */
+  addMetadata(key: Buffer, start: number, end: number): void {
     const seen = this.findByKey(key, hashBytes(key));
     if (seen >= 0) {
-      this.records[seen]!.value = value; // the last entry for a family wins
+      this.columns.setValue(seen, this.buf, start, end); // the last entry for a family wins
       return;
     }
-    this.records.push({ key, value });
+    this.columns.add(key, this.buf, start, end);
     this.seriesStart.push(-1);
   }
 
   /** Writes the merged value of every repeated series. */
-  finish(arena: ByteArena): ProducerRecord[] {
-    for (const [index, ranges] of this.repeated) this.records[index]!.value = mergeTimeSeries(this.buf, arena, ranges);
-    return this.records;
+  finish(arena: ByteArena): RecordColumns {
+    for (const [index, ranges] of this.repeated) {
+      const merged = mergeTimeSeries(this.buf, arena, ranges);
+      this.columns.setValue(index, merged, 0, merged.length);
+    }
+    return this.columns;
   }
 }
 
@@ -131,13 +136,13 @@ function decode(buf: Buffer, keyCache: SeriesKeyCache | null): DecodedWrite {
   keyCache?.beginRequest();
   if (++requestStamp === 0x3fffffff) {
     requestStamp = 1;
-    keyCache?.stampOf.fill(0);
+    keyCache?.clearStamps();
   }
   const reader = new ProtoReader(buf);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   const end = buf.length;
   const arena = new ByteArena(Math.min(1 << 20, Math.max(4096, end >>> 1)));
-  const counts: Counts = { samples: 0, histograms: 0, exemplars: 0 };
+  const counts: WriteCounts = { samples: 0, histograms: 0, exemplars: 0 };
   const out = new RequestRecords(buf);
   let seriesIndex = 0;
   let metadataIndex = 0;
@@ -151,7 +156,7 @@ function decode(buf: Buffer, keyCache: SeriesKeyCache | null): DecodedWrite {
     } else if (key === KEY.METADATA) {
       const mdEnd = reader.lenEnd(end);
       const family = readMetadata(reader, mdEnd, metadataIndex++);
-      out.addMetadata(metadataKey(arena, buf, family[0], family[1]), buf.subarray(at, mdEnd));
+      out.addMetadata(metadataKey(arena, buf, family[0], family[1]), at, mdEnd);
     } else if ((key >>> 3) === 4 || (key >>> 3) === 5) {
       throw new InvalidWriteError(400, RejectReason.BAD_PROTOBUF,
         'invalid prometheus.WriteRequest: the body has fields 4 and 5 of io.prometheus.write.v2.Request; ' +
@@ -161,7 +166,7 @@ function decode(buf: Buffer, keyCache: SeriesKeyCache | null): DecodedWrite {
       reader.skip(key & 7, end);
     }
   }
-  return { records: out.finish(arena), series: out.series, ...counts };
+  return new DecodedWrite(out.finish(arena), out.series, counts);
 }
 
 /**
@@ -173,7 +178,7 @@ function decode(buf: Buffer, keyCache: SeriesKeyCache | null): DecodedWrite {
  */
 function readSeries(
   reader: ProtoReader, view: DataView, arena: ByteArena, keyCache: SeriesKeyCache | null, out: RequestRecords,
-  fieldStart: number, tsEnd: number, seriesIndex: number, counts: Counts,
+  fieldStart: number, tsEnd: number, seriesIndex: number, counts: WriteCounts,
 ): void {
   const buf = reader.buf;
   const tsStart = reader.pos;
@@ -184,11 +189,10 @@ function readSeries(
     reader.pos = labelsEnd;
     readTimeSeries(reader, tsEnd, seriesIndex, counts);
     if (labels.count === 0) {
-      if (keyCache.stampOf[cached] === requestStamp) {
-        out.repeat(keyCache.recordOf[cached]!, tsStart, tsEnd);
+      if (keyCache.stampOf(cached) === requestStamp) {
+        out.repeat(keyCache.recordOf(cached), tsStart, tsEnd);
       } else {
-        keyCache.stampOf[cached] = requestStamp;
-        keyCache.recordOf[cached] = out.addSeries(keyCache.keys[cached]!, fieldStart, tsStart, tsEnd);
+        keyCache.use(cached, requestStamp, addCachedSeries(out, keyCache, cached, fieldStart, tsStart, tsEnd));
       }
       return;
     }
@@ -202,8 +206,7 @@ function readSeries(
   if (keyCache !== null && cached < 0 && labelsEnd > tsStart && labels.count === leadingLabels) {
     const entry = keyCache.add(buf, tsStart, labelsEnd, hash, key, keyHash);
     if (entry >= 0) {
-      keyCache.stampOf[entry] = requestStamp;
-      keyCache.recordOf[entry] = out.addSeries(keyCache.keys[entry]!, fieldStart, tsStart, tsEnd);
+      keyCache.use(entry, requestStamp, addCachedSeries(out, keyCache, entry, fieldStart, tsStart, tsEnd));
       return;
     }
   }
@@ -212,6 +215,12 @@ function readSeries(
   const seen = out.findByKey(key, keyHash);
   if (seen >= 0) out.repeat(seen, tsStart, tsEnd);
   else out.addSeries(key, fieldStart, tsStart, tsEnd);
+}
+
+function addCachedSeries(out: RequestRecords, keyCache: SeriesKeyCache, entry: number, fieldStart: number, tsStart: number, tsEnd: number): number {
+  return out.addSeriesKeyed(
+    keyCache.keySource(entry), keyCache.keyStart(entry), keyCache.keyEnd(entry), keyCache.partitionHashOf(entry), fieldStart, tsStart, tsEnd,
+  );
 }
 
 /** Label fields counted by the last leadingLabelsEnd(). */
@@ -260,7 +269,7 @@ function readLabelsOnly(reader: ProtoReader, start: number, end: number): void {
  * Reads one TimeSeries from the reader's position into `labels`, checking samples, exemplars
  * and histograms and counting them.
  */
-function readTimeSeries(reader: ProtoReader, end: number, seriesIndex: number, counts: Counts): void {
+function readTimeSeries(reader: ProtoReader, end: number, seriesIndex: number, counts: WriteCounts): void {
   labels.count = 0;
   while (reader.pos < end) {
     const at = reader.pos;

@@ -14,8 +14,8 @@
 // There is no key cache as in 1.0: label references index a symbols table that each request
 // builds anew, so the bytes of a series' labels differ from request to request.
 
-import type { ProducerRecord } from '../../src/broker/in-process-producer.ts';
-import { InvalidWriteError, RejectReason, type DecodedWrite } from './decoded-write.ts';
+import { RecordColumns } from '../../src/protocol/record-encoder.ts';
+import { DecodedWrite, InvalidWriteError, RejectReason, type WriteCounts } from './decoded-write.ts';
 import { validateHistogram } from './histogram.ts';
 import { ByteArena, ProtoReader, ProtobufError, WireType, expectWireType, isUtf8Range, varintSize, writeVarint } from './protobuf.ts';
 import { KeyIndex, LabelRanges, SeriesKeyWriter } from './series-identity.ts';
@@ -125,7 +125,7 @@ function decode(buf: Buffer): DecodedWrite {
   }
 
   const arena = new ByteArena(Math.min(1 << 20, Math.max(4096, end)));
-  const counts = { samples: 0, histograms: 0, exemplars: 0 };
+  const counts: WriteCounts = { samples: 0, histograms: 0, exemplars: 0 };
   const series: SeriesRecord[] = [];
   const byKey = new KeyIndex();
   for (let i = 0; i < seriesRanges.length; i += 2) {
@@ -153,8 +153,9 @@ function decode(buf: Buffer): DecodedWrite {
     }
     if (entry.createdTimestampMs !== 0n) record.createdTimestampMs = entry.createdTimestampMs;
   }
-  const records: ProducerRecord[] = series.map((s) => writeRecord(buf, arena, s));
-  return { records, series: records.length, ...counts };
+  const records = new RecordColumns(series.length);
+  for (const s of series) writeRecord(buf, arena, s, records);
+  return new DecodedWrite(records, records.length, counts);
 }
 
 interface EntrySummary {
@@ -168,7 +169,7 @@ interface EntrySummary {
 /** Checks one TimeSeries; fills `labels` and returns what its record needs. */
 function readTimeSeries(
   reader: ProtoReader, start: number, end: number, index: number,
-  counts: { samples: number; histograms: number; exemplars: number },
+  counts: WriteCounts,
 ): EntrySummary {
   const summary: EntrySummary = { dataBytes: 0, metadataType: 0, helpRef: 0, unitRef: 0, createdTimestampMs: 0n };
   const where = (): string => `timeseries[${index}]`;
@@ -341,8 +342,8 @@ function readMetadata(reader: ProtoReader, end: number, summary: EntrySummary, w
   }
 }
 
-/** Writes one record: WriteRequest{timeseries: [the merged series], metadata: [its metadata]?}. */
-function writeRecord(buf: Buffer, arena: ByteArena, s: SeriesRecord): ProducerRecord {
+/** Adds one record: WriteRequest{timeseries: [the merged series], metadata: [its metadata]?}, written into the arena. */
+function writeRecord(buf: Buffer, arena: ByteArena, s: SeriesRecord, records: RecordColumns): void {
   const sym = symbols.items;
   const familyLength = s.metricNameEnd - s.metricNameStart;
   const helpLength = sym[s.helpRef * 2 + 1]! - sym[s.helpRef * 2]!;
@@ -378,11 +379,11 @@ function writeRecord(buf: Buffer, arena: ByteArena, s: SeriesRecord): ProducerRe
     if (unitLength > 0) pos = writeString(buf, out, pos, OUT.METADATA_UNIT, sym[s.unitRef * 2]!, sym[s.unitRef * 2 + 1]!);
   }
   if (pos - start !== size) throw new Error(`remote write 2.0: record size ${pos - start}, expected ${size}`);
-  const record: ProducerRecord = { key: s.key, value: arena.take(start, pos) };
+  arena.keep(pos);
+  const index = records.add(s.key, out, start, pos);
   if (s.createdTimestampMs !== 0n) {
-    record.headers = [{ key: CREATED_TIMESTAMP_HEADER, value: Buffer.from(String(s.createdTimestampMs)) }];
+    records.setHeaders(index, [{ key: CREATED_TIMESTAMP_HEADER, value: Buffer.from(String(s.createdTimestampMs)) }]);
   }
-  return record;
 }
 
 /** Bytes up to this length are copied in a JS loop, longer ones by Buffer.copy (a native call costs more for short strings). */

@@ -1,24 +1,19 @@
 // The in-process producer: how connectors (OTLP, remote write, tables) write into topics
 // without a network hop. It behaves like a Kafka client with acks=all: records are encoded into
-// v2 record batches, one per partition, and appended through the same PartitionLog path as a
-// Produce request; send() resolves once every batch is durable.
+// v2 record batches, one per partition (more when they would pass max.message.bytes), and
+// appended through the same PartitionLog path as a Produce request; send() resolves once every
+// batch is durable. Records come as objects or, from connectors that make thousands per request,
+// as RecordColumns (record-encoder.ts): no object per record, values left where they lie.
 //
 // Partitioning follows Kafka's Java client: a keyed record goes to murmur2(key) % partitions
 // (so a trace id or series identity always lands in the same partition); records without a key
 // go to one partition per send(), rotating between sends.
 
 import { ErrorCode, errorName } from '../protocol/errors.ts';
-import { encodeRecordBatch, partitionForKey, recordBatchSize, recordBatchSizeBound } from '../protocol/record-encoder.ts';
-import { BATCH_HEADER_BYTES } from '../protocol/records.ts';
+import { RecordColumns, encodeRecordBatches, type EncodableRecord } from '../protocol/record-encoder.ts';
 import { TOPIC_CONFIG_DEFAULTS, type TopicRegistry } from './topics.ts';
 
-export interface ProducerRecord {
-  key: Buffer | null;
-  value: Buffer | null;
-  headers?: readonly { key: string; value: Buffer | null }[];
-  /** CreateTime of the record; defaults to the time of send(). */
-  timestampMs?: number;
-}
+export type ProducerRecord = EncodableRecord;
 
 export interface PartitionAppend {
   partition: number;
@@ -55,7 +50,7 @@ export interface TopicProducer {
    * ProduceError; on rejection some partitions may have been written (like a Kafka producer
    * whose request failed for some partitions), never a partial batch.
    */
-  send(topic: string, records: readonly ProducerRecord[], options?: SendOptions): Promise<SendResult>;
+  send(topic: string, records: readonly ProducerRecord[] | RecordColumns, options?: SendOptions): Promise<SendResult>;
 }
 
 /** Records per batch are bounded so that a batch stays within the topic's max.message.bytes. */
@@ -71,26 +66,23 @@ export class InProcessProducer implements TopicProducer {
     this.defaultPartitions = defaultPartitions;
   }
 
-  async send(topic: string, records: readonly ProducerRecord[], options: SendOptions = {}): Promise<SendResult> {
+  async send(topic: string, records: readonly ProducerRecord[] | RecordColumns, options: SendOptions = {}): Promise<SendResult> {
     const open = this.topics.get(topic)
       ?? await this.topics.ensure(topic, { numPartitions: options.partitions ?? this.defaultPartitions, configs: options.configs });
     if (!open) throw new ProduceError(topic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 'topic does not exist');
+    const columns = records instanceof RecordColumns ? records : RecordColumns.of(records);
     const partitionCount = open.partitions.length;
-    const unkeyed = this.nextUnkeyedPartition++ % partitionCount;
-    const byPartition = new Map<number, ProducerRecord[]>();
-    for (const record of records) {
-      const partition = record.key === null ? unkeyed : partitionForKey(record.key, partitionCount);
-      let list = byPartition.get(partition);
-      if (!list) byPartition.set(partition, (list = []));
-      list.push(record);
-    }
+    const { order, starts } = byPartition(columns, partitionCount, this.nextUnkeyedPartition++ % partitionCount);
     const nowMs = Date.now();
     const maxBatchBytes = Number(open.info.configs['max.message.bytes'] ?? TOPIC_CONFIG_DEFAULTS['max.message.bytes']) - BATCH_HEADROOM_BYTES;
     // Every batch is encoded before any is appended, then all appends are issued together.
     const pending: { partition: number; recordCount: number; batch: Buffer }[] = [];
-    for (const [partition, list] of byPartition) {
-      for (const chunk of splitBySize(list, maxBatchBytes, nowMs, topic)) {
-        pending.push({ partition, recordCount: chunk.length, batch: encodeRecordBatch(chunk, nowMs) });
+    for (let partition = 0; partition < partitionCount; partition++) {
+      for (const { batch, recordCount } of encodeRecordBatches(columns, order, starts[partition]!, starts[partition + 1]!, nowMs, maxBatchBytes)) {
+        if (batch.length > maxBatchBytes) {
+          throw new ProduceError(topic, ErrorCode.MESSAGE_TOO_LARGE, `a record of ${batch.length} bytes exceeds max.message.bytes`);
+        }
+        pending.push({ partition, recordCount, batch });
       }
     }
     const results = await Promise.all(pending.map((p) =>
@@ -107,29 +99,24 @@ export class InProcessProducer implements TopicProducer {
   }
 }
 
-/** Groups records into runs whose batch fits maxBatchBytes; a record too large alone is refused. */
-function splitBySize(records: ProducerRecord[], maxBatchBytes: number, nowMs: number, topic: string): ProducerRecord[][] {
-  // The bound costs one pass without allocation; the exact size only when the bound is too big.
-  if (recordBatchSizeBound(records) <= maxBatchBytes || recordBatchSize(records, nowMs) <= maxBatchBytes) return [records];
-  const runs: ProducerRecord[][] = [];
-  let run: ProducerRecord[] = [];
-  let runBytes = 0;
-  for (const record of records) {
-    const bytes = recordBatchSize([record], nowMs);
-    if (bytes > maxBatchBytes) {
-      throw new ProduceError(topic, ErrorCode.MESSAGE_TOO_LARGE, `a record of ${bytes} bytes exceeds max.message.bytes`);
-    }
-    // Each record beyond the first costs its size minus the batch header, plus a little slack
-    // for the larger offset and timestamp deltas.
-    const added = bytes - BATCH_HEADER_BYTES + 16;
-    if (run.length > 0 && runBytes + added > maxBatchBytes) {
-      runs.push(run);
-      run = [];
-      runBytes = 0;
-    }
-    runBytes += run.length === 0 ? bytes : added;
-    run.push(record);
+/**
+ * The records' indexes grouped by partition, in their order within each (a counting sort): those
+ * of partition p are order[starts[p], starts[p + 1]). Keyed records go where the Java client puts
+ * them, the others to `unkeyed`.
+ */
+function byPartition(records: RecordColumns, partitionCount: number, unkeyed: number): { order: Int32Array; starts: Int32Array } {
+  const count = records.length;
+  const partitionOf = new Int32Array(count);
+  const starts = new Int32Array(partitionCount + 1);
+  for (let i = 0; i < count; i++) {
+    const hash = records.partitionHash(i);
+    const partition = hash < 0 ? unkeyed : hash % partitionCount;
+    partitionOf[i] = partition;
+    starts[partition + 1]!++;
   }
-  if (run.length > 0) runs.push(run);
-  return runs;
+  for (let p = 0; p < partitionCount; p++) starts[p + 1]! += starts[p]!;
+  const next = starts.slice(0, partitionCount);
+  const order = new Int32Array(count);
+  for (let i = 0; i < count; i++) order[next[partitionOf[i]!]!++] = i;
+  return { order, starts };
 }

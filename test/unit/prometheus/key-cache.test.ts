@@ -13,8 +13,8 @@ describe('the series key cache', () => {
     const a = Buffer.from('xx labels-of-a yy');
     const entry = cache.add(a, 3, 14, 5, Buffer.from('a{}'), 99);
     expect(entry).toBeGreaterThanOrEqual(0);
-    expect(cache.keys[entry]!.toString()).toBe('a{}');
-    expect(cache.keyHashOf[entry]).toBe(99);
+    expect(cache.key(entry).toString()).toBe('a{}');
+    expect(cache.keyHashOf(entry)).toBe(99);
     const probe = Buffer.from('labels-of-a');
     expect(cache.find(view(probe), 0, probe.length, 5)).toBe(entry);
     const other = Buffer.from('labels-of-b');

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HttpApi } from '../../../src/broker/http-api.ts';
 import type { ProducerRecord, SendResult, TopicProducer } from '../../../src/broker/in-process-producer.ts';
 import { ProduceError } from '../../../src/broker/in-process-producer.ts';
+import type { RecordColumns } from '../../../src/protocol/record-encoder.ts';
 import { negotiate } from '../../../connectors/prometheus/receiver.ts';
 import { startRemoteWrite } from '../../../connectors/prometheus/index.ts';
 import { defaultConfig } from '../../../src/config/config.ts';
@@ -17,7 +18,7 @@ const T0 = 1_700_000_000_000;
 
 interface PendingSend {
   topic: string;
-  records: readonly ProducerRecord[];
+  records: readonly ProducerRecord[] | RecordColumns;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -26,7 +27,7 @@ interface PendingSend {
 class HeldProducer implements TopicProducer {
   readonly sends: PendingSend[] = [];
   autoResolve = false;
-  send(topic: string, records: readonly ProducerRecord[]): Promise<SendResult> {
+  send(topic: string, records: readonly ProducerRecord[] | RecordColumns): Promise<SendResult> {
     return new Promise((resolve, reject) => {
       const done = () => resolve({ topic, appends: [] });
       if (this.autoResolve) return done();
