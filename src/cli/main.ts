@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --initial-heap-size=256
 // wharf: the command line. `wharf start` runs a single-node Wharf on embedded defaults.
 
-import './thread-pool.ts'; // first: sizes libuv's thread pool before anything uses it
+import './process-env.ts'; // first: settings native code reads when first used
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.ts';
 import { Broker, objectStoreConfig } from '../broker/broker.ts';
