@@ -55,11 +55,28 @@ export class HttpApi {
     const handler = this.routes.get(`${req.method} ${path}`)
       ?? this.prefixRoutes.find((r) => r.method === req.method && path.startsWith(r.prefix))?.handler;
     if (!handler) {
+      const allowed = this.methodsOf(path);
+      if (allowed.length > 0) {
+        res.writeHead(405, { 'content-type': 'text/plain', allow: allowed.join(', ') });
+        res.end(`method ${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}\n`);
+        return;
+      }
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end(`no route for ${req.method} ${path}\n`);
       return;
     }
     await handler(req, res);
+  }
+
+  /** The methods some route serves the path with. */
+  private methodsOf(path: string): string[] {
+    const methods = new Set<string>();
+    for (const route of this.routes.keys()) {
+      const space = route.indexOf(' ');
+      if (route.slice(space + 1) === path) methods.add(route.slice(0, space));
+    }
+    for (const route of this.prefixRoutes) if (path.startsWith(route.prefix)) methods.add(route.method);
+    return [...methods].sort();
   }
 
   async listen(host: string, port: number): Promise<number> {

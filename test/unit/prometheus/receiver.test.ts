@@ -89,6 +89,17 @@ describe('the remote-write route', () => {
     expect((await response).status).toBe(204);
   });
 
+  it('answers 405 with Allow: POST to other methods, 404 to other paths', async () => {
+    const { url } = await start();
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const response = await fetch(url, { method });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('POST');
+      expect(await response.text()).toMatch(new RegExp(`method ${method} is not allowed on /api/v1/write`));
+    }
+    expect((await fetch(`${url}/x`, { method: 'POST' })).status).toBe(404);
+  });
+
   it('answers 503 with Retry-After when the produce fails', async () => {
     const { producer, url } = await start();
     const response = postRemoteWrite(url, body(1));
