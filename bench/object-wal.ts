@@ -5,7 +5,12 @@
 //
 //   node bench/object-wal.ts
 //   BENCH_RATE_MIB_S=20 BENCH_PRODUCE_SECONDS=20 WHARF_WAL_OBJECT_INTERVAL_MS=250 node bench/object-wal.ts
-//   BENCH_PRODUCER_SCRIPT=<a variant of bench/rdkafka_producer.py>   (e.g. without idempotence)
+//   BENCH_PRODUCER_SCRIPT=<a variant of bench/rdkafka_producer.py>
+//   BENCH_RDKAFKA_CONFIG='{"enable.idempotence": false, "max.in.flight.requests.per.connection": 32}'
+//
+// librdkafka (2.0 here) puts one partition in a ProduceRequest and an idempotent producer keeps at
+// most 5 in flight per connection, so with 8 partitions and acknowledgements that take an object
+// WAL cycle (~250 ms) it waits for request slots: its records wait ~1.5 cycles in the client.
 //
 // s3rver, the broker and the producer share the machine's cores: run it on an otherwise idle
 // machine (the load average is printed) or the PUT latencies measure the neighbours.

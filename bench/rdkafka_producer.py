@@ -4,8 +4,10 @@ Usage: rdkafka_producer.py BOOTSTRAP TOPIC SECONDS RATE_MIB_S RECORD_BYTES
 RATE_MIB_S = 0 means as fast as possible. Prints one JSON line:
 {"records": n, "bytes": n, "seconds": s, "latency_ms": {"p50": x, "p99": y, "max": z}}
 Latency is librdkafka's own per-message figure: produce() call to delivery report (acks=all).
+BENCH_RDKAFKA_CONFIG (a JSON object) adds or overrides producer settings.
 """
 import json
+import os
 import sys
 import time
 
@@ -25,7 +27,7 @@ def on_delivery(err, msg):
     latencies.append(msg.latency())
 
 
-producer = Producer({
+config = {
     'bootstrap.servers': bootstrap,
     'acks': 'all',
     'enable.idempotence': True,
@@ -37,7 +39,9 @@ producer = Producer({
     'compression.type': 'none',
     # librdkafka leaves Nagle on by default; Kafka's Java client turns it off (TCP_NODELAY).
     'socket.nagle.disable': True,
-})
+}
+config.update(json.loads(os.environ.get('BENCH_RDKAFKA_CONFIG', '{}')))
+producer = Producer(config)
 payload = bytes((i * 7) % 251 for i in range(record_bytes))
 start = time.monotonic()
 deadline = start + seconds
