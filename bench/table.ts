@@ -25,11 +25,22 @@
 // 250 ms; rows found by a `req=<n>` prefix of their bodies).
 //
 // BENCH_TABLE_CPU_PROF=<dir> runs the catch-up brokers with --cpu-prof (one profile per thread).
+// BENCH_TABLE_SIGNALS=spans (or logs) runs one signal only; BENCH_TABLE_FRESHNESS_SECONDS=0 skips
+// the freshness part. The catch-up prints the broker's CPU seconds by thread name (table
+// workers, V8's compiler and GC helpers, main).
+//
+// BENCH_TABLE_CPU=1 measures instead, in this process and without brokers, the table worker's CPU
+// per row: the signal's requests (BENCH_TABLE_LOGS / BENCH_TABLE_SPANS items, the payloads
+// above) split into topic records as the OTLP receiver does, one batch per request, appended to
+// a TopicConversion in 4 MiB reads and written as Parquet every table.buffer.max.bytes; process
+// CPU (all threads) per row for appending (decode + convert) and for writing Parquet, best and
+// median of BENCH_TABLE_CPU_RUNS (default 5) passes after a first, warm-up pass.
+//
 // Prints a table for people and one JSON line per figure: {"bench", "metric", "value", "unit"}.
 
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +48,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { Kafka, logLevel } from 'kafkajs';
 import { jsonToProto, type OtlpJson } from '../connectors/otlp/json.ts';
+import { splitRequest } from '../connectors/otlp/split.ts';
+import { TopicConversion } from '../connectors/table/conversion.ts';
+import { buildPartitionSpec } from '../connectors/table/iceberg/partitioning.ts';
+import { loadTableSchemaFile } from '../connectors/table/table-schemas.ts';
+import { parquetOptions } from '../connectors/table/topic-writer.ts';
+import { defaultConfig } from '../src/config/config.ts';
+import { encodeRecordBatch } from '../src/protocol/record-encoder.ts';
+import { setBaseOffset } from '../src/protocol/records.ts';
 import { readCurrentDataFiles, type DataFile } from '../connectors/table/iceberg/catalog.ts';
 import { currentSnapshot, type TableMetadata } from '../connectors/table/iceberg/metadata.ts';
 import { createObjectStore, type ObjectStore } from '../src/storage/objectstore/index.ts';
@@ -62,6 +81,9 @@ const FRESHNESS_POLL_MS = 250;
 /** Rows from the load sit in one hour (the tables are partitioned by hour): 2025-11-21T04:00Z. */
 const LOAD_BASE_MS = 1_763_697_600_000;
 const CPU_PROF_DIR = process.env.BENCH_TABLE_CPU_PROF;
+const ONLY_SIGNALS = process.env.BENCH_TABLE_SIGNALS?.split(',');
+const CPU_ONLY = process.env.BENCH_TABLE_CPU === '1';
+const CPU_RUNS = Number(process.env.BENCH_TABLE_CPU_RUNS ?? 5);
 
 // kafkajs (createTableTopic) sets a negative timeout when it is not throttled; Node 24 warns.
 process.removeAllListeners('warning');
@@ -78,10 +100,11 @@ interface SignalSpec {
   payload(k: number): Buffer;
 }
 
-const SIGNALS: SignalSpec[] = [
+const ALL_SIGNALS: SignalSpec[] = [
   { name: 'logs', table: 'otlp_logs', path: '/v1/logs', items: LOG_RECORDS, payload: logsPayload },
   { name: 'spans', table: 'otlp_spans', path: '/v1/traces', items: SPANS, payload: spansPayload },
 ];
+const SIGNALS = ALL_SIGNALS.filter((signal) => ONLY_SIGNALS === undefined || ONLY_SIGNALS.includes(signal.name));
 
 // ---------------------------------------------------------------------------------------------
 // Load
@@ -186,10 +209,41 @@ function committedRows(metadata: TableMetadata | undefined): number {
 
 const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
+/** Name and CPU seconds (user + system) of a /proc stat line: `pid (name) state ... utime stime`. */
+function statCpu(stat: string): { name: string; cpuSeconds: number } {
+  const nameEnd = stat.lastIndexOf(') ');
+  const fields = stat.slice(nameEnd + 2).split(' ');
+  return {
+    name: stat.slice(stat.indexOf('(') + 1, nameEnd),
+    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S, // utime, stime (fields 14, 15)
+  };
+}
+
 /** CPU seconds (user + system, all threads) a process has used. */
 async function cpuSecondsOf(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime, stime (fields 14, 15)
+  return statCpu(await readFile(`/proc/${pid}/stat`, 'utf8')).cpuSeconds;
+}
+
+/** CPU seconds by thread, keyed `<name> <tid>` (/proc/<pid>/task/<tid>/stat). */
+async function threadCpuSecondsOf(pid: number): Promise<Map<string, number>> {
+  const cpu = new Map<string, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue; // the thread ended
+    const { name, cpuSeconds } = statCpu(stat);
+    cpu.set(`${name} ${tid}`, cpuSeconds);
+  }
+  return cpu;
+}
+
+/** CPU seconds each kind of thread used between two readings (threads of one name summed). */
+function threadCpuLine(before: Map<string, number>, after: Map<string, number>): string {
+  const byName = new Map<string, number>();
+  for (const [key, seconds] of after) {
+    const name = key.slice(0, key.lastIndexOf(' '));
+    byName.set(name, (byName.get(name) ?? 0) + seconds - (before.get(key) ?? 0));
+  }
+  return [...byName].filter(([, s]) => s >= 0.01).sort((a, b) => b[1] - a[1]).map(([n, s]) => `${n} ${s.toFixed(2)}`).join(', ');
 }
 
 interface CatchUp { broker: BrokerProcess; seconds: number; cpuSeconds: number; metadata: TableMetadata }
@@ -200,6 +254,7 @@ async function catchUp(dataDir: string, signal: SignalSpec): Promise<CatchUp> {
   const broker = await startBrokerProcess({ dataDir, nodeFlags });
   const readyMs = performance.now();
   const cpuAtReady = await cpuSecondsOf(broker.child.pid!);
+  const threadsAtReady = await threadCpuSecondsOf(broker.child.pid!);
   const deadline = readyMs + CATCHUP_TIMEOUT_MS;
   let metadata: TableMetadata | undefined;
   while (committedRows(metadata) < signal.items) {
@@ -209,6 +264,7 @@ async function catchUp(dataDir: string, signal: SignalSpec): Promise<CatchUp> {
   }
   const seconds = (performance.now() - readyMs) / 1000;
   const cpuSeconds = (await cpuSecondsOf(broker.child.pid!)) - cpuAtReady;
+  console.log(`# ${signal.name}: broker CPU s by thread: ${threadCpuLine(threadsAtReady, await threadCpuSecondsOf(broker.child.pid!))}`);
   if (committedRows(metadata) !== signal.items) throw new Error(`${signal.table}: ${committedRows(metadata)} rows committed, ${signal.items} sent`);
   return { broker, seconds, cpuSeconds, metadata: metadata! };
 }
@@ -296,6 +352,79 @@ async function signalBench(work: string, signal: SignalSpec): Promise<void> {
     await run.broker.stop();
     await local.store.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU per row, in process
+
+/** The signal's requests as stored batches, joined into reads of about fetchMaxBytes. */
+function topicReads(signal: SignalSpec, readBytes: number): Buffer[] {
+  const reads: Buffer[] = [];
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let offset = 0;
+  for (let k = 0; k < signal.items / ITEMS_PER_REQUEST; k++) {
+    const split = splitRequest(signal.name === 'spans' ? 'traces' : 'logs', signal.payload(k), { maxRecordBytes: 1 << 20 });
+    const batch = encodeRecordBatch(split.records.map((r) => ({ key: r.key, value: r.value, timestampMs: LOAD_BASE_MS })), LOAD_BASE_MS);
+    setBaseOffset(batch, 0, offset);
+    offset += split.records.length;
+    pending.push(batch);
+    pendingBytes += batch.length;
+    if (pendingBytes >= readBytes) {
+      reads.push(Buffer.concat(pending));
+      pending = [];
+      pendingBytes = 0;
+    }
+  }
+  if (pending.length > 0) reads.push(Buffer.concat(pending));
+  return reads;
+}
+
+const cpuMicros = (since: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(since);
+  return used.user + used.system;
+};
+
+/** One pass over the reads: CPU µs per row appending, and writing Parquet. */
+function conversionPass(conversion: TopicConversion, reads: readonly Buffer[], rows: number, bufferMaxBytes: number): [number, number] {
+  let appendMicros = 0;
+  let writeMicros = 0;
+  let next = 0;
+  const write = (): void => {
+    const started = process.cpuUsage();
+    conversion.flush();
+    writeMicros += cpuMicros(started);
+  };
+  for (const read of reads) {
+    const started = process.cpuUsage();
+    const outcome = conversion.append(0, read, next, [0]);
+    appendMicros += cpuMicros(started);
+    next = outcome.nextOffset;
+    if (outcome.bufferedBytes >= bufferMaxBytes) write();
+  }
+  write();
+  return [appendMicros / rows, writeMicros / rows];
+}
+
+function cpuBench(signal: SignalSpec): void {
+  const { table } = defaultConfig();
+  const file = loadTableSchemaFile(signal.table);
+  const reads = topicReads(signal, table.fetchMaxBytes);
+  const conversion = new TopicConversion({
+    topic: signal.table,
+    schemaName: signal.table,
+    encoding: 'otlp_proto',
+    tables: file.tables.map((t) => ({ schema: t.schema, spec: buildPartitionSpec(t.schema, t.partitionBy) })),
+    parquet: parquetOptions(table),
+  });
+  conversionPass(conversion, reads, signal.items, table.bufferMaxBytes); // warm-up
+  const passes = Array.from({ length: CPU_RUNS }, () => conversionPass(conversion, reads, signal.items, table.bufferMaxBytes));
+  const totals = passes.map(([append, write]) => append + write).sort((a, b) => a - b);
+  const best = (i: number): number => Math.min(...passes.map((p) => p[i]!));
+  report(BENCH, `${signal.name}_cpu_append_us_per_row`, best(0), 'µs/row');
+  report(BENCH, `${signal.name}_cpu_parquet_us_per_row`, best(1), 'µs/row');
+  report(BENCH, `${signal.name}_cpu_total_us_per_row_best`, totals[0]!, 'µs/row');
+  report(BENCH, `${signal.name}_cpu_total_us_per_row_median`, percentile(totals, 0.5), 'µs/row');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,10 +531,15 @@ async function freshnessBench(work: string): Promise<void> {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  if (CPU_ONLY) {
+    for (const signal of SIGNALS) cpuBench(signal);
+    figures.printTable();
+    return;
+  }
   const work = await mkdtemp(path.join(os.tmpdir(), 'wharf-bench-table-'));
   try {
     for (const signal of SIGNALS) await signalBench(work, signal);
-    await freshnessBench(work);
+    if (FRESHNESS_SECONDS > 0) await freshnessBench(work);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -6,8 +6,11 @@
 // appends one value to every child field after appendValid().
 //
 // Values are kept in growable typed arrays and byte buffers (offsets + UTF-8 bytes for
-// strings), from which connectors/table/parquet.ts makes Arrow vectors directly.
+// strings), Arrow's layouts, which connectors/table/arrow-ipc.ts copies into an Arrow IPC stream
+// as they are. appendCopyOf repeats an earlier value of the batch (one copy of its bytes) for
+// values many rows share.
 
+import { isUtf8 } from 'node:buffer';
 import type {
   IcebergListType, IcebergMapType, IcebergSchema, IcebergStructType, IcebergType,
 } from './iceberg/types.ts';
@@ -18,6 +21,12 @@ export interface ColumnBuilder {
   /** Values (or list/map/struct entries) appended so far, nulls included. */
   readonly length: number;
   appendNull(): void;
+  /**
+   * Appends a copy of value `index` (an earlier value of this batch, null included, nested
+   * values whole): what a converter does for values every row of a group shares, such as the
+   * resource columns of the spans of one resource.
+   */
+  appendCopyOf(index: number): void;
 }
 
 export interface BoolColumn extends ColumnBuilder { append(value: boolean): void }
@@ -33,6 +42,13 @@ export interface StringColumn extends ColumnBuilder {
   append(value: string): void;
   /** Appends UTF-8 bytes as they are (e.g. a protobuf string field), without decoding them. */
   appendUtf8(bytes: Uint8Array, start: number, end: number): void;
+  /**
+   * Appends bytes [start, end) as a string: as they are when valid UTF-8 (Parquet readers refuse
+   * files with invalid strings), else decoded with U+FFFD for the bad sequences.
+   */
+  appendText(bytes: Uint8Array, start: number, end: number): void;
+  /** Appends bytes [start, end) as lowercase hex (2 characters a byte). */
+  appendHex(bytes: Uint8Array, start: number, end: number): void;
 }
 export interface BinaryColumn extends ColumnBuilder { append(bytes: Uint8Array, start?: number, end?: number): void }
 
@@ -127,8 +143,9 @@ const MAX_COLUMN_BYTES = 0x7fffffff;
 const UUID_SIZE_BYTES = 16;
 /** Strings up to this many UTF-16 units are copied by a JS loop (faster than a native call). */
 const SHORT_STRING_CHARS = 24;
-/** Byte ranges up to this size are copied by a JS loop (faster than set(subarray())). */
-const SHORT_COPY_BYTES = 16;
+/** Byte ranges up to this size are copied 4 bytes at a time through DataViews (no view object per copy). */
+const VIEW_COPY_BYTES = 64;
+const HEX_DIGITS = Buffer.from('0123456789abcdef');
 const TWO_POW_32 = 4294967296;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -176,6 +193,32 @@ abstract class BaseColumn implements ColumnBuilder {
     this.length = index + 1;
   }
 
+  appendCopyOf(index: number): void {
+    this.checkCopySource(index, index + 1);
+    if (this.isNullAt(index)) this.appendNull();
+    else this.appendValueCopy(index);
+  }
+
+  /** Appends copies of values [from, to), in order. */
+  appendCopiesOf(from: number, to: number): void {
+    this.checkCopySource(from, to);
+    for (let i = from; i < to; i++) {
+      if (this.isNullAt(i)) this.appendNull();
+      else this.appendValueCopy(i);
+    }
+  }
+
+  protected isNullAt(index: number): boolean {
+    const validity = this.validity;
+    return validity !== null && ((validity[index >>> 3]! >>> (index & 7)) & 1) === 0;
+  }
+
+  protected checkCopySource(from: number, to: number): void {
+    if (!(from >= 0 && from <= to && to <= this.length)) {
+      throw new RangeError(`column ${this.path}: cannot copy values ${from}..${to} of ${this.length}`);
+    }
+  }
+
   /** What goes under a null struct: null if allowed, else an empty or zero value. */
   appendAbsent(): void {
     if (this.required) this.appendDefault();
@@ -206,6 +249,8 @@ abstract class BaseColumn implements ColumnBuilder {
   /** Fills the value slot of a null (zero, or an empty range). */
   protected abstract writeNullSlot(index: number): void;
   protected abstract appendDefault(): void;
+  /** Appends a copy of the present value `index`. */
+  protected abstract appendValueCopy(index: number): void;
   protected abstract growValues(capacity: number): void;
   protected resetValues(): void {}
   /** Drops what values from `length` on left behind (bytes, child values, an open list). */
@@ -218,10 +263,33 @@ abstract class BaseColumn implements ColumnBuilder {
     return index;
   }
 
+  /** Room for `count` more values; returns the index of the first. */
+  protected reserve(count: number): number {
+    const index = this.length;
+    if (index + count > this.capacity) this.grow(index + count);
+    return index;
+  }
+
   /** Marks value `index` present (a no-op while the batch has no null). */
   protected setValid(index: number): void {
     const validity = this.validity;
     if (validity !== null) validity[index >>> 3] |= 1 << (index & 7);
+  }
+
+  /** Validity of `count` values copied from `from` to `at` (nothing to do while the batch has no null). */
+  protected copyValidity(from: number, at: number, count: number): void {
+    const validity = this.validity;
+    if (validity === null) return;
+    for (let i = 0; i < count; i++) {
+      const source = from + i;
+      const target = at + i;
+      if (((validity[source >>> 3]! >>> (source & 7)) & 1) === 1) {
+        validity[target >>> 3] |= 1 << (target & 7);
+      } else {
+        validity[target >>> 3] &= ~(1 << (target & 7));
+        this.nullCount++;
+      }
+    }
   }
 
   protected common(): BuffersCommon {
@@ -260,6 +328,7 @@ class BoolBuilder extends BaseColumn implements BoolColumn {
   }
   protected writeNullSlot(index: number): void { this.bits[index >>> 3] &= ~(1 << (index & 7)); }
   protected appendDefault(): void { this.append(false); }
+  protected appendValueCopy(index: number): void { this.append(((this.bits[index >>> 3]! >>> (index & 7)) & 1) === 1); }
   protected growValues(capacity: number): void { this.bits = grownCopy(this.bits, (capacity + 7) >>> 3); }
   usedBytes(): number { return (this.length + 7) >>> 3; }
   buffers(): ColumnBuffers {
@@ -280,6 +349,7 @@ class IntBuilder extends BaseColumn implements IntColumn {
   }
   protected writeNullSlot(index: number): void { this.values[index] = 0; }
   protected appendDefault(): void { this.append(0); }
+  protected appendValueCopy(index: number): void { this.append(this.values[index]!); }
   protected growValues(capacity: number): void { this.values = grownCopy(this.values, capacity); }
   usedBytes(): number { return this.length * 4; }
   buffers(): ColumnBuffers {
@@ -307,6 +377,13 @@ class LongBuilder extends BaseColumn implements LongColumn, TimestampColumn {
   }
   protected writeNullSlot(index: number): void { this.words[2 * index] = 0; this.words[2 * index + 1] = 0; }
   protected appendDefault(): void { this.append(0); }
+  protected appendValueCopy(index: number): void {
+    const at = this.reserveOne();
+    this.words[2 * at] = this.words[2 * index]!;
+    this.words[2 * at + 1] = this.words[2 * index + 1]!;
+    this.setValid(at);
+    this.length = at + 1;
+  }
   protected growValues(capacity: number): void {
     this.words = grownCopy(this.words, capacity * 2);
     this.bigints = new BigInt64Array(this.words.buffer, 0, capacity);
@@ -329,6 +406,7 @@ class FloatBuilder extends BaseColumn implements DoubleColumn {
   }
   protected writeNullSlot(index: number): void { this.values[index] = 0; }
   protected appendDefault(): void { this.append(0); }
+  protected appendValueCopy(index: number): void { this.append(this.values[index]!); }
   protected growValues(capacity: number): void { this.values = grownCopy(this.values, capacity); }
   usedBytes(): number { return this.length * 4; }
   buffers(): ColumnBuffers {
@@ -347,6 +425,7 @@ class DoubleBuilder extends BaseColumn implements DoubleColumn {
   }
   protected writeNullSlot(index: number): void { this.values[index] = 0; }
   protected appendDefault(): void { this.append(0); }
+  protected appendValueCopy(index: number): void { this.append(this.values[index]!); }
   protected growValues(capacity: number): void { this.values = grownCopy(this.values, capacity); }
   usedBytes(): number { return this.length * 8; }
   buffers(): ColumnBuffers {
@@ -358,24 +437,49 @@ class DoubleBuilder extends BaseColumn implements DoubleColumn {
 abstract class VarBytesBuilder extends BaseColumn {
   private offsets = new Int32Array(1);
   protected bytes: Buffer = Buffer.allocUnsafeSlow(0);
+  private bytesView = new DataView(this.bytes.buffer, this.bytes.byteOffset, 0);
+  /** The buffer last copied from and a view of it (a batch's values come from one buffer). */
+  private source: Uint8Array | null = null;
+  private sourceView = this.bytesView;
   /** Bytes in use: offsets[length]. */
   protected usedByteCount = 0;
 
   protected appendRange(source: Uint8Array, start: number, end: number): void {
-    if (!(start >= 0 && start <= end && end <= source.length)) {
-      throw new RangeError(`column ${this.path}: byte range ${start}..${end} outside 0..${source.length}`);
-    }
+    this.checkRange(source, start, end);
     const index = this.reserveOne();
     const sizeBytes = end - start;
     this.reserveBytes(sizeBytes);
-    const bytes = this.bytes;
     const position = this.usedByteCount;
-    if (sizeBytes <= SHORT_COPY_BYTES) {
-      for (let i = 0; i < sizeBytes; i++) bytes[position + i] = source[start + i]!;
-    } else {
-      bytes.set(source.subarray(start, end), position);
-    }
+    this.copyIn(source, start, end, position);
     this.endValue(index, position + sizeBytes);
+  }
+
+  protected checkRange(source: Uint8Array, start: number, end: number): void {
+    if (!(start >= 0 && start <= end && end <= source.length)) {
+      throw new RangeError(`column ${this.path}: byte range ${start}..${end} outside 0..${source.length}`);
+    }
+  }
+
+  /**
+   * Copies source[start, end) (source may be this.bytes, the ranges apart) to bytes[position..],
+   * reserved. Returns the OR of the bytes copied (high bits clear: ASCII), or -1 for a long
+   * range, copied natively and not looked at.
+   */
+  protected copyIn(source: Uint8Array, start: number, end: number, position: number): number {
+    const sizeBytes = end - start;
+    if (sizeBytes <= VIEW_COPY_BYTES) return copyWords(this.bytesView, position, this.viewOf(source), start, sizeBytes);
+    if (source === this.bytes) this.bytes.copyWithin(position, start, end);
+    else this.bytes.set(source.subarray(start, end), position);
+    return -1;
+  }
+
+  private viewOf(source: Uint8Array): DataView {
+    if (source === this.bytes) return this.bytesView;
+    if (source !== this.source) {
+      this.source = source;
+      this.sourceView = new DataView(source.buffer, source.byteOffset, source.byteLength);
+    }
+    return this.sourceView;
   }
 
   /** Records value `index` as ending at byte `endPosition`. */
@@ -398,6 +502,7 @@ abstract class VarBytesBuilder extends BaseColumn {
     const next = Buffer.allocUnsafeSlow(Math.min(capacity, MAX_COLUMN_BYTES));
     next.set(this.bytes.subarray(0, this.usedByteCount));
     this.bytes = next;
+    this.bytesView = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   protected writeNullSlot(index: number): void { this.offsets[index + 1] = this.usedByteCount; }
@@ -405,8 +510,39 @@ abstract class VarBytesBuilder extends BaseColumn {
     const index = this.reserveOne();
     this.endValue(index, this.usedByteCount);
   }
+  protected appendValueCopy(index: number): void {
+    const at = this.reserveOne();
+    const sourceStart = this.offsets[index]!;
+    const sizeBytes = this.offsets[index + 1]! - sourceStart;
+    this.reserveBytes(sizeBytes);
+    const position = this.usedByteCount;
+    this.copyIn(this.bytes, sourceStart, sourceStart + sizeBytes, position);
+    this.endValue(at, position + sizeBytes);
+  }
+
+  /** One copy of the bytes of values [from, to) and their offsets shifted; nulls stay null. */
+  override appendCopiesOf(from: number, to: number): void {
+    this.checkCopySource(from, to);
+    const count = to - from;
+    const at = this.reserve(count);
+    const sourceStart = this.offsets[from]!;
+    const sizeBytes = this.offsets[to]! - sourceStart;
+    this.reserveBytes(sizeBytes);
+    const position = this.usedByteCount;
+    this.copyIn(this.bytes, sourceStart, sourceStart + sizeBytes, position);
+    const offsets = this.offsets;
+    const shift = position - sourceStart;
+    for (let i = 0; i < count; i++) offsets[at + i + 1] = offsets[from + i + 1]! + shift;
+    this.usedByteCount = position + sizeBytes;
+    this.copyValidity(from, at, count);
+    this.length = at + count;
+  }
   protected growValues(capacity: number): void { this.offsets = grownCopy(this.offsets, capacity + 1); }
-  protected override resetValues(): void { this.usedByteCount = 0; }
+  protected override resetValues(): void {
+    this.usedByteCount = 0;
+    this.source = null; // not kept alive past its batch
+    this.sourceView = this.bytesView;
+  }
   protected override truncateValues(length: number): void { this.usedByteCount = this.offsets[length]!; }
   usedBytes(): number { return this.usedByteCount + this.length * 4; }
   buffers(): ColumnBuffers {
@@ -435,7 +571,66 @@ class StringBuilder extends VarBytesBuilder implements StringColumn {
       this.endValue(index, position + bytes.write(value, position));
     }
   }
+
   appendUtf8(bytes: Uint8Array, start: number, end: number): void { this.appendRange(bytes, start, end); }
+
+  /** Copied first (checked for ASCII on the way when short), then kept or replaced by its decoding. */
+  appendText(source: Uint8Array, start: number, end: number): void {
+    this.checkRange(source, start, end);
+    const index = this.reserveOne();
+    const sizeBytes = end - start;
+    this.reserveBytes(sizeBytes);
+    const position = this.usedByteCount;
+    const bits = this.copyIn(source, start, end, position);
+    if ((bits & 0x80808080) === 0 || isUtf8(source.subarray(start, end))) this.endValue(index, position + sizeBytes);
+    else this.append(this.bytes.toString('utf8', position, position + sizeBytes));
+  }
+
+  appendHex(source: Uint8Array, start: number, end: number): void {
+    this.checkRange(source, start, end);
+    const index = this.reserveOne();
+    const sizeBytes = 2 * (end - start);
+    this.reserveBytes(sizeBytes);
+    const bytes = this.bytes;
+    const position = this.usedByteCount;
+    for (let i = start, at = position; i < end; i++, at += 2) {
+      const b = source[i]!;
+      bytes[at] = HEX_DIGITS[b >>> 4]!;
+      bytes[at + 1] = HEX_DIGITS[b & 15]!;
+    }
+    this.endValue(index, position + sizeBytes);
+  }
+}
+
+/** True when bytes [start, end) are valid UTF-8 (ASCII answered without leaving JS). */
+export function isValidUtf8(bytes: Uint8Array, start: number, end: number): boolean {
+  return isAscii(bytes, start, end) || isUtf8(bytes.subarray(start, end));
+}
+
+/** True when bytes [start, end) are all below 0x80 (four at a time: fewer branches than one by one). */
+function isAscii(bytes: Uint8Array, start: number, end: number): boolean {
+  let bits = 0;
+  let i = start;
+  for (; i + 4 <= end; i += 4) bits |= bytes[i]! | bytes[i + 1]! | bytes[i + 2]! | bytes[i + 3]!;
+  for (; i < end; i++) bits |= bytes[i]!;
+  return bits < 0x80;
+}
+
+/** Copies `sizeBytes` bytes 4 at a time; returns the OR of the words and bytes copied. */
+function copyWords(target: DataView, position: number, source: DataView, start: number, sizeBytes: number): number {
+  let bits = 0;
+  let i = 0;
+  for (; i + 4 <= sizeBytes; i += 4) {
+    const word = source.getInt32(start + i, true);
+    bits |= word;
+    target.setInt32(position + i, word, true);
+  }
+  for (; i < sizeBytes; i++) {
+    const b = source.getUint8(start + i);
+    bits |= b;
+    target.setUint8(position + i, b);
+  }
+  return bits;
 }
 
 class BinaryBuilder extends VarBytesBuilder implements BinaryColumn {
@@ -465,6 +660,12 @@ class UuidBuilder extends BaseColumn implements UuidColumn {
     this.bytes.fill(0, index * UUID_SIZE_BYTES, (index + 1) * UUID_SIZE_BYTES);
   }
   protected appendDefault(): void { this.append(new Uint8Array(UUID_SIZE_BYTES)); }
+  protected appendValueCopy(index: number): void {
+    const at = this.reserveOne();
+    this.bytes.copyWithin(at * UUID_SIZE_BYTES, index * UUID_SIZE_BYTES, (index + 1) * UUID_SIZE_BYTES);
+    this.setValid(at);
+    this.length = at + 1;
+  }
   protected growValues(capacity: number): void { this.bytes = grownCopy(this.bytes, capacity * UUID_SIZE_BYTES); }
   usedBytes(): number { return this.length * UUID_SIZE_BYTES; }
   buffers(): ColumnBuffers {
@@ -527,6 +728,11 @@ class ListBuilder extends NestedBuilder implements ListColumn {
     this.element = createColumn(type.element, `${path}.element`, type['element-required']);
   }
   protected entryCount(): number { return this.element.length; }
+  protected appendValueCopy(index: number): void {
+    this.start();
+    this.element.appendCopiesOf(this.offsets[index]!, this.offsets[index + 1]!);
+    this.end();
+  }
   override reset(): void { super.reset(); this.element.reset(); }
   protected override truncateValues(length: number): void {
     super.truncateValues(length);
@@ -553,6 +759,14 @@ class MapBuilder extends NestedBuilder implements MapColumn {
       throw new Error(`column ${this.path}: ${this.key.length} keys but ${this.value.length} values`);
     }
     return this.key.length;
+  }
+  protected appendValueCopy(index: number): void {
+    const from = this.offsets[index]!;
+    const to = this.offsets[index + 1]!;
+    this.start();
+    this.key.appendCopiesOf(from, to);
+    this.value.appendCopiesOf(from, to);
+    this.end();
   }
   override reset(): void { super.reset(); this.key.reset(); this.value.reset(); }
   protected override truncateValues(length: number): void {
@@ -605,6 +819,10 @@ class StructBuilder extends BaseColumn implements StructColumn {
   protected appendDefault(): void {
     this.appendValid();
     for (const child of this.children) child.appendAbsent();
+  }
+  protected appendValueCopy(index: number): void {
+    this.appendValid();
+    for (const child of this.children) child.appendCopyOf(index);
   }
   protected growValues(): void {}
   protected override truncateValues(length: number): void {

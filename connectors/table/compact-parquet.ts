@@ -24,7 +24,7 @@ export function compactParquet(inputs: readonly Uint8Array[], options: ParquetWr
     for (const batch of table.batches) batches.push(new arrow.RecordBatch(schema, batch.data));
   }
   const merged = new arrow.Table(schema!, batches);
-  return { bytes: encodeParquet(merged, options), rowCount: merged.numRows };
+  return { bytes: encodeParquet(arrow.tableToIPC(merged, 'stream'), merged.schema, options), rowCount: merged.numRows };
 }
 
 function sameFields(a: arrow.Schema, b: arrow.Schema): boolean {

@@ -4,7 +4,9 @@
 // fall in one partition (the common case: one hour, one service), is one group with no selection.
 
 import { columnBuffers, type ColumnBuffers, type TableRows } from './columns.ts';
-import { bindPartitionSpec, partitionPath, partitionRecord, type PartitionValue, type SourceValue } from './iceberg/partitioning.ts';
+import {
+  bindPartitionSpec, partitionPath, partitionRecord, type BoundPartitionSpec, type PartitionValue, type SourceValue,
+} from './iceberg/partitioning.ts';
 import type { ConversionTable } from './conversion.ts';
 
 export interface PartitionGroup {
@@ -15,6 +17,7 @@ export interface PartitionGroup {
 }
 
 const textDecoder = new TextDecoder();
+const TWO_POW_32 = 4294967296;
 
 /** Reads row i of a top-level primitive column as the partition transforms take it. */
 function sourceValue(buffers: ColumnBuffers, i: number): SourceValue {
@@ -22,7 +25,10 @@ function sourceValue(buffers: ColumnBuffers, i: number): SourceValue {
   switch (buffers.kind) {
     case 'bool': return (buffers.bits[i >> 3]! & (1 << (i & 7))) !== 0;
     case 'int32': return buffers.values[i]!;
-    case 'int64': return buffers.values[i]!;
+    case 'int64': {
+      const value = buffers.words[2 * i + 1]! * TWO_POW_32 + (buffers.words[2 * i]! >>> 0); // no BigInt per row
+      return Number.isSafeInteger(value) ? value : buffers.values[i]!;
+    }
     case 'float32':
     case 'float64': return buffers.values[i]!;
     case 'bytes': return textDecoder.decode(buffers.bytes.subarray(buffers.offsets[i]!, buffers.offsets[i + 1]!));
@@ -31,14 +37,27 @@ function sourceValue(buffers: ColumnBuffers, i: number): SourceValue {
   }
 }
 
+/** The bound spec of each table and its source columns' names, made once (stable transforms stay optimized). */
+const boundSpecs = new WeakMap<ConversionTable, { bound: BoundPartitionSpec; sourceNames: string[] }>();
+
+function boundSpecOf(table: ConversionTable): { bound: BoundPartitionSpec; sourceNames: string[] } {
+  let cached = boundSpecs.get(table);
+  if (cached === undefined) {
+    const bound = bindPartitionSpec(table.schema, table.spec);
+    const sourceNames = bound.fields.map((f) => {
+      const source = table.schema.fields.find((field) => field.id === f.field['source-id']);
+      if (!source) throw new Error(`partition source ${f.field['source-id']} is not a top-level column`);
+      return source.name;
+    });
+    boundSpecs.set(table, (cached = { bound, sourceNames }));
+  }
+  return cached;
+}
+
 export function groupRowsByPartition(rows: TableRows, table: ConversionTable): PartitionGroup[] {
-  const bound = bindPartitionSpec(table.schema, table.spec);
+  const { bound, sourceNames } = boundSpecOf(table);
   if (bound.fields.length === 0) return [{ values: {}, path: '', selection: undefined }];
-  const sources = bound.fields.map((f) => {
-    const source = table.schema.fields.find((field) => field.id === f.field['source-id']);
-    if (!source) throw new Error(`partition source ${f.field['source-id']} is not a top-level column`);
-    return columnBuffers(rows.column(source.name));
-  });
+  const sources = sourceNames.map((name) => columnBuffers(rows.column(name)));
   const groups = new Map<PartitionValue, { values: PartitionValue[]; rows: number[] }>();
   const tuple: PartitionValue[] = new Array<PartitionValue>(bound.fields.length);
   const single = bound.fields.length === 1;

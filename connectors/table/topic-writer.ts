@@ -1,7 +1,8 @@
 // The I/O half of the table writer, for one table topic: reads the topic's partitions from the
 // offsets the tables committed, hands the batches to the table worker, and every commit interval
-// (or once a table's buffered rows pass the target file size) puts the Parquet files on the
-// object store and commits them as one Iceberg snapshot per table.
+// (or once the buffered rows pass table.buffer.max.bytes, and when a catch-up, a backlog cut that
+// way several times, has been read to its end) puts the Parquet files on the object store and
+// commits them as one Iceberg snapshot per table.
 //
 // Exactly once: each snapshot's summary carries `wharf.offsets`, the next offset of every Kafka
 // partition whose records are in the table. On start the writer resumes from there; rows of a
@@ -52,6 +53,11 @@ interface OpenTable {
   lastCommitMs: number;
 }
 
+/**
+ * A backlog that filled the buffers this many times in a row is a catch-up (not a burst a little
+ * over one buffer, whose tail may as well wait for the interval and gather more rows).
+ */
+const CATCH_UP_FULL_COMMITS = 3;
 /** A table whose rows did not change still commits its offsets this often (so restarts stay short). */
 const IDLE_OFFSETS_COMMIT_MS = 60_000;
 
@@ -72,6 +78,8 @@ export class TopicTableWriter {
   private pendingCommit: Promise<void> | undefined;
   private readonly compactor: TableCompactor;
   private nextMaintenanceMs = 0;
+  /** Commits cut by table.buffer.max.bytes since the last one by time: a backlog being read. */
+  private fullCommitsInARow = 0;
 
   constructor(topic: string, topicId: string, partitionCount: number, settings: TableTopicSettings, deps: TopicWriterDeps) {
     this.topic = topic;
@@ -169,7 +177,11 @@ export class TopicTableWriter {
       // Lanes convert in their worker threads at the same time; each reads its partitions in turn.
       const progressed = (await Promise.all(this.lanes.map((lane) => this.readLane(lane)))).some((p) => p);
       const nowMs = Date.now();
-      if (nowMs >= this.nextCommitMs || this.bufferedBytes() >= config.bufferMaxBytes) {
+      const full = this.bufferedBytes() >= config.bufferMaxBytes;
+      // A catch-up read to its end is committed at once: its rows waited long enough.
+      const catchUpDone = !progressed && this.fullCommitsInARow >= CATCH_UP_FULL_COMMITS && this.bufferedBytes() > 0;
+      if (nowMs >= this.nextCommitMs || full || catchUpDone) {
+        this.fullCommitsInARow = full ? this.fullCommitsInARow + 1 : 0;
         await this.commit();
         this.nextCommitMs = Date.now() + this.settings.commitIntervalMs;
       }

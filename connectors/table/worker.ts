@@ -1,8 +1,8 @@
 // The table worker thread: runs TopicConversion (decode, convert, write Parquet) and Parquet
 // compaction off the event loop that serves Kafka and ingest, so a 10-second commit of a busy
 // topic never stalls a produce. The main thread does the I/O (reads topics, puts objects,
-// commits snapshots); batches go in as one copied buffer (transferred), Parquet files come back
-// transferred, so nothing is copied twice.
+// commits snapshots); batches go in as one copied buffer (transferred, and given back with the
+// reply for the next copy), Parquet files come back transferred, so nothing is copied twice.
 //
 // ConversionClient is the main-thread handle of one worker.
 
@@ -21,7 +21,8 @@ type Request =
   | { op: 'close'; id: number }
   | { op: 'compact'; id: number; inputs: Uint8Array[]; options: ParquetWriteOptions };
 
-type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: string };
+/** `spare`: the append's batches buffer, given back for the next append's copy. */
+type Reply = { seq: number; ok: true; value: unknown; spare?: Uint8Array } | { seq: number; ok: false; error: string };
 
 /** Runs one request against the conversions of this thread. */
 function serve(conversions: Map<number, TopicConversion>, req: Request): unknown {
@@ -84,6 +85,10 @@ if (!isMainThread && parentPort !== null) {
       const value = serve(conversions, message.req);
       transfer = transferablesOf(value);
       reply = { seq: message.seq, ok: true, value };
+      if (message.req.op === 'append') {
+        reply.spare = message.req.batches;
+        transfer.push(message.req.batches.buffer as ArrayBuffer);
+      }
     } catch (err) {
       reply = { seq: message.seq, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
     }
@@ -91,11 +96,18 @@ if (!isMainThread && parentPort !== null) {
   });
 }
 
-/** Copies stored batches (slices of larger buffers) into one buffer that can be transferred. */
-function joinBatches(batches: readonly Buffer[]): Uint8Array {
+/** Buffers given back by the worker and kept for the next appends (no 4 MiB allocation each). */
+const MAX_SPARE_BUFFERS = 2;
+
+/**
+ * Copies stored batches (slices of larger buffers) into one buffer that can be transferred: a
+ * spare one when large enough.
+ */
+function joinBatches(batches: readonly Buffer[], spares: Uint8Array[]): Uint8Array {
   let length = 0;
   for (const b of batches) length += b.length;
-  const joined = new Uint8Array(length);
+  const spare = spares.pop();
+  const joined = spare !== undefined && spare.byteLength >= length ? spare.subarray(0, length) : new Uint8Array(length);
   let pos = 0;
   for (const b of batches) {
     joined.set(b, pos);
@@ -110,6 +122,7 @@ export class ConversionClient {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextSeq = 0;
   private nextId = 0;
+  private readonly spares: Uint8Array[] = [];
 
   private readonly nice: number;
 
@@ -125,6 +138,9 @@ export class ConversionClient {
       const waiter = this.pending.get(reply.seq);
       if (!waiter) return;
       this.pending.delete(reply.seq);
+      if (reply.ok && reply.spare !== undefined && this.spares.length < MAX_SPARE_BUFFERS) {
+        this.spares.push(new Uint8Array(reply.spare.buffer));
+      }
       if (reply.ok) waiter.resolve(reply.value);
       else waiter.reject(new Error(`table worker: ${reply.error}`));
     });
@@ -140,7 +156,7 @@ export class ConversionClient {
   }
 
   append(id: number, partition: number, batches: readonly Buffer[], fromOffset: number, skipBelow: number[]): Promise<AppendOutcome> {
-    const joined = joinBatches(batches);
+    const joined = joinBatches(batches, this.spares);
     return this.call({ op: 'append', id, partition, batches: joined, fromOffset, skipBelow }, [joined.buffer as ArrayBuffer]) as Promise<AppendOutcome>;
   }
 

@@ -1,7 +1,6 @@
 // Small helpers the converters share: finding a column by name with the builder its Iceberg type
 // needs (checked once per TableRows, not per row), and appending protobuf bytes as text or hex.
 
-import { isUtf8 } from 'node:buffer';
 import type {
   BinaryColumn, BoolColumn, ColumnBuilder, DoubleColumn, IntColumn, ListColumn, LongColumn, MapColumn, StringColumn,
   StructColumn, TableRows, TimestampColumn,
@@ -57,54 +56,16 @@ export function structList(builder: ColumnBuilder, what: string): { list: ListCo
   return { list, item: asColumn(list.element, 'struct', `${what}.element`) };
 }
 
-/**
- * Appends bytes [start, end) as a string: as they are when valid UTF-8 (Parquet readers refuse
- * files with invalid strings), else decoded with U+FFFD for the bad sequences.
- */
-export function appendText(column: StringColumn, buf: Buffer, start: number, end: number): void {
-  if (isValidUtf8(buf, start, end)) column.appendUtf8(buf, start, end);
-  else column.append(buf.toString('utf8', start, end));
-}
-
-/** True when bytes [start, end) are valid UTF-8 (ASCII answered without leaving JS). */
-export function isValidUtf8(buf: Buffer, start: number, end: number): boolean {
-  return isAscii(buf, start, end) || isUtf8(buf.subarray(start, end));
-}
-
-/** True when bytes [start, end) are all below 0x80 (four at a time: fewer branches than one by one). */
-export function isAscii(buf: Buffer, start: number, end: number): boolean {
-  let bits = 0;
-  let i = start;
-  for (; i + 4 <= end; i += 4) bits |= buf[i]! | buf[i + 1]! | buf[i + 2]! | buf[i + 3]!;
-  for (; i < end; i++) bits |= buf[i]!;
-  return bits < 0x80;
-}
-
-/** appendText, or null for an empty range (start < 0: absent). */
+/** StringColumn.appendText, or null for an empty range (start < 0: absent). */
 export function appendTextOrNull(column: StringColumn, buf: Buffer, start: number, end: number): void {
   if (start < 0 || end <= start) column.appendNull();
-  else appendText(column, buf, start, end);
+  else column.appendText(buf, start, end);
 }
-
-const HEX_DIGITS = Buffer.from('0123456789abcdef');
-let hexScratch = Buffer.alloc(64);
 
 /** Bytes [start, end) as lowercase hex; null when empty (an absent id). */
 export function appendHexOrNull(column: StringColumn, buf: Buffer, start: number, end: number): void {
   if (start < 0 || end <= start) column.appendNull();
-  else appendHex(column, buf, start, end);
-}
-
-/** Bytes [start, end) as lowercase hex ("" when empty). */
-export function appendHex(column: StringColumn, buf: Buffer, start: number, end: number): void {
-  const len = start < 0 ? 0 : end - start;
-  if (hexScratch.length < len * 2) hexScratch = Buffer.alloc(len * 2);
-  for (let i = 0; i < len; i++) {
-    const b = buf[start + i]!;
-    hexScratch[2 * i] = HEX_DIGITS[b >>> 4]!;
-    hexScratch[2 * i + 1] = HEX_DIGITS[b & 15]!;
-  }
-  column.appendUtf8(hexScratch, 0, len * 2);
+  else column.appendHex(buf, start, end);
 }
 
 /** The text's UTF-8 bytes, for appending a fixed string without encoding it per row. */
@@ -134,13 +95,13 @@ export function appendLen(column: StringColumn, s: Scan, field: number): void {
 
 /** A string field as text; "" when absent (for required columns). */
 export function appendLenOrEmpty(column: StringColumn, s: Scan, field: number): void {
-  if (s.is(field, Wire.LEN)) appendText(column, s.buf, s.start[field]!, s.stop[field]!);
+  if (s.is(field, Wire.LEN)) column.appendText(s.buf, s.start[field]!, s.stop[field]!);
   else column.appendUtf8(s.buf, 0, 0);
 }
 
 /** A bytes id field as lowercase hex; "" when absent (for required columns). */
 export function appendIdOrEmpty(column: StringColumn, s: Scan, field: number): void {
-  if (s.is(field, Wire.LEN)) appendHex(column, s.buf, s.start[field]!, s.stop[field]!);
+  if (s.is(field, Wire.LEN)) column.appendHex(s.buf, s.start[field]!, s.stop[field]!);
   else column.appendUtf8(s.buf, 0, 0);
 }
 

@@ -10,8 +10,8 @@
 // empty AnyValue as "". String values are copied as bytes; only other kinds make JS strings.
 
 import { int64String } from '../../otlp/wire.ts';
-import { appendText, bytesEqual, isValidUtf8, type StringMap } from './append.ts';
-import type { StringColumn } from '../columns.ts';
+import { bytesEqual, type StringMap } from './append.ts';
+import { isValidUtf8, type StringColumn } from '../columns.ts';
 import { Fields, ProtoError, Wire, type Scan } from './protobuf.ts';
 
 export const AnyKind = { EMPTY: 0, STRING: 1, BOOL: 2, INT: 3, DOUBLE: 4, ARRAY: 5, KVLIST: 6, BYTES: 7 } as const;
@@ -59,7 +59,7 @@ export class AnyValueReader {
 
   /** Appends the value as text; string values as their bytes. */
   appendTo(column: StringColumn, buf: Buffer): void {
-    if (this.kind === AnyKind.STRING) appendText(column, buf, this.start, this.stop);
+    if (this.kind === AnyKind.STRING) column.appendText(buf, this.start, this.stop);
     else column.append(this.text(buf));
   }
 }
@@ -145,13 +145,37 @@ export class AttributeWriter {
     const f = this.fields.only(scan, fieldNo, end);
     while (f.nextOf()) {
       f.expect(Wire.LEN);
+      if (appendShortStringEntry(out, buf, f.start, f.stop)) continue;
       this.kv.read(buf, f.start, f.stop);
-      appendText(out.keys, buf, this.kv.keyStart, this.kv.keyStop);
+      out.keys.appendText(buf, this.kv.keyStart, this.kv.keyStop);
       if (this.kv.valueStart < 0) out.values.appendUtf8(buf, 0, 0);
       else this.value.read(buf, this.kv.valueStart, this.kv.valueStop).appendTo(out.values, buf);
     }
     out.map.end();
   }
+}
+
+/** Tags of KeyValue.key, KeyValue.value and AnyValue.string_value (LEN fields 1, 2 and 1). */
+const KEY_TAG = 0x0a;
+const VALUE_TAG = 0x12;
+const STRING_VALUE_TAG = 0x0a;
+
+/**
+ * The common KeyValue, a key and a string value of less than 128 bytes each, laid out as
+ * `0a klen key 12 vlen 0a slen string` and nothing else: appended without the general readers.
+ * False (nothing appended) for any other layout.
+ */
+function appendShortStringEntry(out: StringMap, buf: Buffer, start: number, end: number): boolean {
+  const keyLength = buf[start + 1]!;
+  if (buf[start] !== KEY_TAG || keyLength >= 0x80) return false;
+  const keyEnd = start + 2 + keyLength;
+  const valueLength = buf[keyEnd + 1]!;
+  if (keyEnd + 2 + valueLength !== end || buf[keyEnd] !== VALUE_TAG || valueLength >= 0x80) return false;
+  const stringLength = buf[keyEnd + 3]!;
+  if (buf[keyEnd + 2] !== STRING_VALUE_TAG || stringLength + 2 !== valueLength) return false;
+  out.keys.appendText(buf, start + 2, keyEnd);
+  out.values.appendText(buf, keyEnd + 4, end);
+  return true;
 }
 
 /**

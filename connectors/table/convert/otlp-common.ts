@@ -11,7 +11,7 @@
 import { jsonToProto } from '../../otlp/json.ts';
 import { WalkContext, walkMessage, walkTable } from '../../otlp/walk.ts';
 import { WireReader } from '../../otlp/wire.ts';
-import type { StringColumn, TableRows } from '../columns.ts';
+import type { ColumnBuilder, StringColumn, TableRows } from '../columns.ts';
 import type { TableDef } from '../table-schemas.ts';
 import { appendTextOrNull, column, stringMap, utf8, type StringMap } from './append.ts';
 import { AttributeList } from './attributes.ts';
@@ -69,6 +69,8 @@ export class ResourceScope {
   resourceSchemaUrlStop = -1;
   /** Changes with every resource read (column sets cache promoted lookups by it). */
   resourceSerial = 0;
+  /** Changes with every scope read. */
+  scopeSerial = 0;
   readonly scopeAttributes = new AttributeList();
   scopeNameStart = -1;
   scopeNameStop = -1;
@@ -122,6 +124,7 @@ export class OtlpWalker {
     const s = this.scopeContainerScan.scan(buf, start, end);
     ctx.scopeSchemaUrlStart = s.is(3, Wire.LEN) ? s.start[3]! : -1;
     ctx.scopeSchemaUrlStop = s.is(3, Wire.LEN) ? s.stop[3]! : -1;
+    ctx.scopeSerial++;
     ctx.scopeNameStart = ctx.scopeVersionStart = -1;
     ctx.scopeAttributes.read(buf, -1, -1, 3);
     if (s.is(1, Wire.LEN)) {
@@ -145,7 +148,11 @@ export class OtlpWalker {
   }
 }
 
-/** The resource and scope columns of one table, appended to each of its rows. */
+/**
+ * The resource and scope columns of one table, appended to each of its rows. The first row of a
+ * scope builds them from the record; the scope's next rows copy that row's values (one copy of
+ * bytes per column instead of a walk of the attributes per row).
+ */
 export class ResourceScopeColumns {
   private readonly promotedColumns: StringColumn[];
   private readonly promotedKeys: Buffer[];
@@ -157,6 +164,12 @@ export class ResourceScopeColumns {
   private readonly scopeVersion: StringColumn;
   private readonly resourceSchemaUrl: StringColumn;
   private readonly scopeSchemaUrl: StringColumn;
+  /** Every column this class appends to. */
+  private readonly all: ColumnBuilder[];
+  /** The row that holds the current scope's values (-1: none yet), and that scope's serials. */
+  private sourceRow = -1;
+  private sourceResourceSerial = -1;
+  private sourceScopeSerial = -1;
 
   constructor(rows: TableRows, def: TableDef) {
     const promoted = Object.entries(def.promoted);
@@ -169,9 +182,26 @@ export class ResourceScopeColumns {
     this.scopeVersion = column(rows, 'scope_version', 'string');
     this.resourceSchemaUrl = column(rows, 'resource_schema_url', 'string');
     this.scopeSchemaUrl = column(rows, 'scope_schema_url', 'string');
+    this.all = [
+      ...this.promotedColumns, this.resourceAttributes.map, this.scopeAttributes.map,
+      this.scopeName, this.scopeVersion, this.resourceSchemaUrl, this.scopeSchemaUrl,
+    ];
   }
 
   append(ctx: ResourceScope): void {
+    const row = this.resourceAttributes.map.length;
+    const sameScope = ctx.resourceSerial === this.sourceResourceSerial && ctx.scopeSerial === this.sourceScopeSerial;
+    if (sameScope && this.sourceRow < row) {
+      for (let i = 0; i < this.all.length; i++) this.all[i]!.appendCopyOf(this.sourceRow);
+      return;
+    }
+    this.sourceRow = row;
+    this.sourceResourceSerial = ctx.resourceSerial;
+    this.sourceScopeSerial = ctx.scopeSerial;
+    this.appendFrom(ctx);
+  }
+
+  private appendFrom(ctx: ResourceScope): void {
     const attributes = ctx.resourceAttributes;
     if (this.serial !== ctx.resourceSerial) {
       this.serial = ctx.resourceSerial;

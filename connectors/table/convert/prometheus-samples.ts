@@ -16,9 +16,12 @@
 
 import { validateHistogram } from '../../prometheus/histogram.ts';
 import { ProtoReader } from '../../prometheus/protobuf.ts';
-import type { DoubleColumn, IntColumn, ListColumn, StringColumn, StructColumn, TableRows, TimestampColumn } from '../columns.ts';
+import {
+  isValidUtf8, type DoubleColumn, type IntColumn, type ListColumn, type StringColumn, type StructColumn, type TableRows,
+  type TimestampColumn,
+} from '../columns.ts';
 import type { TableDef, TableSchemaFile } from '../table-schemas.ts';
-import { appendEnumName, asColumn, bytesEqual, column, isValidUtf8, stringMap, structList, utf8, type StringMap } from './append.ts';
+import { appendEnumName, asColumn, bytesEqual, column, stringMap, structList, utf8, type StringMap } from './append.ts';
 import { sameRows } from './otlp-common.ts';
 import { Fields, PackedVarints, ProtoError, Scan, Wire, int64Double, msToMicros, uint64Value, zigzag64 } from './protobuf.ts';
 import type { Converter, RecordView } from './types.ts';

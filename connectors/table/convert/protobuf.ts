@@ -66,23 +66,47 @@ export class Fields {
   }
 
   next(): boolean {
-    if (this.pos >= this.end) return false;
     const tagAt = this.pos;
+    const end = this.end;
+    if (tagAt >= end) return false;
     this.tagStart = tagAt;
-    const tag = this.varint32();
-    this.field = tag >>> 3;
-    this.wire = tag & 7;
-    if (this.field === 0) throw new ProtoError(`field number 0 at byte ${tagAt}`);
-    this.start = this.pos;
-    switch (this.wire) {
-      case Wire.VARINT: this.varint64(); break;
-      case Wire.I64: this.pos += 8; break;
-      case Wire.I32: this.pos += 4; break;
-      case Wire.LEN: { const len = this.varint32(); this.start = this.pos; this.pos += len; break; }
-      default: throw new ProtoError(`wire type ${this.wire} at byte ${tagAt}`);
+    const buf = this.buf;
+    // One-byte tags and lengths (fields below 16, values below 128 bytes) are read inline.
+    const first = buf[tagAt]!;
+    let tag = first;
+    if (first < 0x80) this.pos = tagAt + 1;
+    else tag = this.varint32();
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    this.field = field;
+    this.wire = wire;
+    if (field === 0) throw new ProtoError(`field number 0 at byte ${tagAt}`);
+    let pos = this.pos;
+    let start = pos;
+    switch (wire) {
+      case Wire.VARINT: this.varint64(); pos = this.pos; break;
+      case Wire.I64: pos += 8; break;
+      case Wire.I32: pos += 4; break;
+      case Wire.LEN: {
+        const lengthByte = buf[pos];
+        let length: number;
+        if (lengthByte !== undefined && lengthByte < 0x80 && pos < end) {
+          length = lengthByte;
+          pos++;
+        } else {
+          length = this.varint32();
+          pos = this.pos;
+        }
+        start = pos;
+        pos += length;
+        break;
+      }
+      default: throw new ProtoError(`wire type ${wire} at byte ${tagAt}`);
     }
-    if (this.pos > this.end) throw new ProtoError(`field ${this.field} at byte ${tagAt} runs past its message (byte ${this.end})`);
-    this.stop = this.pos;
+    if (pos > end) throw new ProtoError(`field ${field} at byte ${tagAt} runs past its message (byte ${end})`);
+    this.pos = pos;
+    this.start = start;
+    this.stop = pos;
     return true;
   }
 
@@ -192,15 +216,16 @@ export class Scan {
     this.wire.fill(-1);
     this.count.fill(0);
     const f = this.fields.reset(buf, start, end);
+    const { count, first, wire, start: starts, stop, lo, hi } = this;
     while (f.next()) {
       const n = f.field;
       if (n >= SCAN_FIELDS) continue;
-      if (this.count[n]++ === 0) this.first[n] = f.tagStart;
-      this.wire[n] = f.wire;
-      this.start[n] = f.start;
-      this.stop[n] = f.stop;
-      this.lo[n] = f.lo;
-      this.hi[n] = f.hi;
+      if (count[n]++ === 0) first[n] = f.tagStart;
+      wire[n] = f.wire;
+      starts[n] = f.start;
+      stop[n] = f.stop;
+      lo[n] = f.lo;
+      hi[n] = f.hi;
     }
     return this;
   }

@@ -4,7 +4,7 @@
 import type { BinaryColumn, IntColumn, ListColumn, LongColumn, StringColumn, StructColumn, TableRows, TimestampColumn } from '../columns.ts';
 import type { HeaderVisitor } from '../../../src/protocol/record-decoder.ts';
 import type { TableSchemaFile } from '../table-schemas.ts';
-import { appendText, asColumn, column, structList } from './append.ts';
+import { asColumn, column, structList } from './append.ts';
 import { sameRows } from './otlp-common.ts';
 import { msToMicros } from './protobuf.ts';
 import type { Converter, RecordView } from './types.ts';
@@ -43,7 +43,7 @@ export class RawConverter implements Converter {
   private readonly visitHeader: HeaderVisitor = (buf, keyStart, keyEnd, valueStart, valueEnd) => {
     const c = this.columns!;
     c.header.appendValid();
-    appendText(c.headerKey, buf, keyStart, keyEnd);
+    c.headerKey.appendText(buf, keyStart, keyEnd);
     if (valueStart < 0) c.headerValue.appendNull();
     else c.headerValue.append(buf, valueStart, valueEnd);
   };

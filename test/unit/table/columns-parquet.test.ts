@@ -11,7 +11,7 @@ import {
   DuckDBTimestampTZValue, DuckDBTimestampValue, DuckDBTimeValue, type DuckDBConnection, type DuckDBValue,
 } from '@duckdb/node-api';
 import {
-  createTableRows, discardPartialRow, type BinaryColumn, type BoolColumn, type ColumnBuilder, type DoubleColumn, type IntColumn,
+  columnBuffers, createTableRows, discardPartialRow, type BinaryColumn, type BoolColumn, type ColumnBuilder, type DoubleColumn, type IntColumn,
   type ListColumn, type LongColumn, type MapColumn, type StringColumn, type StructColumn, type TableRows,
   type TimestampColumn, type UuidColumn,
 } from '../../../connectors/table/columns.ts';
@@ -307,6 +307,39 @@ describe('column builders written as Parquet', () => {
     expect(boundsOf(['b', 'zzzzzzzzzzzzzzzzzzzz'])).toEqual(['b', 'zzzzzzzzzzzzzzz{']);
     expect(boundsOf(['ääääääääääääääääää'])).toEqual(['ä'.repeat(16), 'ä'.repeat(15) + 'å']);
     expect(boundsOf([null, null])).toEqual([undefined, undefined]);
+  });
+
+  it('appends copies of earlier values, every type and nesting, nulls included', async () => {
+    const { rows, expected } = build(30);
+    // Copies of rows 29, 28, ... 0, each column copied on its own, then the copies copied again.
+    for (const from of [...Array.from({ length: 30 }, (_, i) => 29 - i), 30, 59]) {
+      for (const field of SCHEMA.fields) rows.column(field.name).appendCopyOf(from);
+      rows.endRow();
+    }
+    const copies = [...expected].reverse();
+    const all = [...expected, ...copies, copies[0]!, copies[29]!];
+    const file = writeParquet(rows, OPTIONS);
+    expect(await readBack(saved(file.bytes))).toEqual(all.map(expectedRow));
+    expect(file.stats.get(2)?.nullCount).toBe(all.filter((r) => r.severity === null).length);
+    expect(() => rows.column('body').appendCopyOf(rows.rowCount)).toThrow(/cannot copy values 62..63 of 62/);
+  });
+
+  it('appends text bytes as they are when UTF-8 and decoded when not, short and long', () => {
+    const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 's', required: true, type: 'string' }] };
+    const rows = createTableRows(schema);
+    const texts = [Buffer.from('plain'), Buffer.from('é ünïcödé'), Buffer.from('x'.repeat(40)), Buffer.from('long ünïcödé '.repeat(4)),
+      Buffer.from([0x61, 0xff, 0x62]), Buffer.concat([Buffer.from('y'.repeat(30)), Buffer.from([0xc3])]), Buffer.alloc(0)];
+    for (const text of texts) {
+      const framed = Buffer.concat([Buffer.from('<<'), text, Buffer.from('>>')]);
+      (rows.column('s') as StringColumn).appendText(framed, 2, framed.length - 2);
+      rows.endRow();
+    }
+    const column = columnBuffers(rows.column('s'));
+    if (column.kind !== 'bytes') throw new Error(column.kind);
+    const values = texts.map((_, i) => Buffer.from(column.bytes.subarray(column.offsets[i]!, column.offsets[i + 1]!)).toString('utf8'));
+    expect(values).toEqual(texts.map((t) => t.toString('utf8')));
+    expect(values[4]).toBe('a\ufffdb');
+    expect(() => (rows.column('s') as StringColumn).appendText(Buffer.from('abc'), 2, 1)).toThrow(/byte range 2..1/);
   });
 
   it('writes only the selected rows, in the order given', async () => {

@@ -153,6 +153,34 @@ describe('otlp_spans converter', () => {
     });
   });
 
+  it('gives each span the resource and scope it was sent under, across resources, scopes and records', () => {
+    const span = (name: string): Record<string, unknown> => ({ traceId: '0102030405060708090a0b0c0d0e0f10', spanId: '0102030405060708', name });
+    const resource = (service: string, scopes: [string, string[]][]): Record<string, unknown> => ({
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }, { key: 'pid', value: { intValue: service.length } }] },
+      scopeSpans: scopes.map(([scope, names]) => ({
+        scope: { name: scope, attributes: [{ key: 'lib', value: { stringValue: scope } }] },
+        spans: names.map(span),
+      })),
+    });
+    const first = jsonToProto('ExportTraceServiceRequest', {
+      resourceSpans: [resource('cart', [['http', ['a', 'b']], ['db', ['c']]]), resource('payments', [['http', ['d', 'e']]])],
+    });
+    const second = jsonToProto('ExportTraceServiceRequest', { resourceSpans: [resource('cart', [['db', ['f']]])] });
+    const tables = openTables('otlp_spans');
+    convert(tables, [{ key: null, value: first }, { key: null, value: second }]);
+    const seen = tables.table('').map((r) => [r.name, r.service_name, r.resource_attributes, r.scope_name, r.scope_attributes]);
+    const cart = { 'service.name': 'cart', pid: '4' };
+    const payments = { 'service.name': 'payments', pid: '8' };
+    expect(seen).toEqual([
+      ['a', 'cart', cart, 'http', { lib: 'http' }],
+      ['b', 'cart', cart, 'http', { lib: 'http' }],
+      ['c', 'cart', cart, 'db', { lib: 'db' }],
+      ['d', 'payments', payments, 'http', { lib: 'http' }],
+      ['e', 'payments', payments, 'http', { lib: 'http' }],
+      ['f', 'cart', cart, 'db', { lib: 'db' }],
+    ]);
+  });
+
   it('treats times past what a timestamp column holds (year 2255) as absent', () => {
     const value = jsonToProto('ExportTraceServiceRequest', {
       resourceSpans: [{
