@@ -5,7 +5,7 @@
 // 1. Load: a broker process with the table writer off (WHARF_TABLE_ENABLE=false) receives
 //    BENCH_TABLE_LOGS (default 2M) log records, 1,000 per OTLP/HTTP protobuf request (16
 //    resource attributes with service.name, host.name, k8s.pod.name; 4 log attributes; ~80-byte
-//    bodies; trace ids on half), or BENCH_TABLE_SPANS (default 600k) spans (8-9 attributes, an
+//    bodies; trace ids on half), or BENCH_TABLE_SPANS (default 2M, as many as logs) spans (8-9 attributes, an
 //    exception event on 1 in 8). The ingest topic is created beforehand (Kafka CreateTopics)
 //    with the ingest configs plus wharf.table.commit.interval.ms=BENCH_TABLE_COMMIT_INTERVAL_MS
 //    (default 1000), so the last rows wait at most 1 s for their commit instead of 10 s (files
@@ -65,7 +65,7 @@ import { Figures, percentile, startBrokerProcess, type BrokerProcess } from './l
 
 const BENCH = 'table';
 const LOG_RECORDS = Number(process.env.BENCH_TABLE_LOGS ?? 2_000_000);
-const SPANS = Number(process.env.BENCH_TABLE_SPANS ?? 600_000);
+const SPANS = Number(process.env.BENCH_TABLE_SPANS ?? 2_000_000);
 const ITEMS_PER_REQUEST = 1000;
 const LOAD_CLIENTS = 4;
 /** Distinct resources: the logs topic is keyed by service.name, so they spread over partitions. */
