@@ -29,6 +29,19 @@ const PRODUCE_SECONDS = Number(process.env.BENCH_PRODUCE_SECONDS ?? 15);
 const FETCH_BYTES = 'wharf_fetch_bytes_total';
 const GETS = 'wharf_object_store_requests_total{op="get"';
 const RSS = 'wharf_process_resident_memory_bytes';
+/** Bounds (s) of the broker's request duration histogram buckets, for the Produce p99 as the broker sees it. */
+const BUCKETS = ['0.0005', '0.001', '0.002', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1'];
+const PRODUCE_BUCKETS = BUCKETS.map((le) => `wharf_kafka_request_duration_seconds_bucket{le="${le}",api="Produce"`);
+const PRODUCE_COUNT = 'wharf_kafka_request_duration_seconds_count{api="Produce"';
+
+/** Upper bound (ms) of the bucket holding the broker's p99 Produce duration between two scrapes. */
+function brokerProduceP99Ms(before: Map<string, number>, after: Map<string, number>): number {
+  const count = (after.get(PRODUCE_COUNT) ?? 0) - (before.get(PRODUCE_COUNT) ?? 0);
+  for (const [i, name] of PRODUCE_BUCKETS.entries()) {
+    if ((after.get(name) ?? 0) - (before.get(name) ?? 0) >= 0.99 * count) return Number(BUCKETS[i]) * 1000;
+  }
+  return Infinity;
+}
 
 const figures = new Figures();
 function report(metric: string, value: number, unit: string): void {
@@ -75,9 +88,12 @@ async function main(): Promise<void> {
     try {
       console.log(`# tail produce: ${RATE_MIB_S} MiB/s, acks=all, idempotent, ${RECORD_BYTES} B records, ${PARTITIONS} partitions, ${PRODUCE_SECONDS} s; load average ${loadAverage()}`);
       produce(broker, 'tail', 3, RATE_MIB_S); // warm-up, creates the topic
+      const idleBefore = await metricSums(broker.httpPort, [...PRODUCE_BUCKETS, PRODUCE_COUNT]);
       const idle = produce(broker, 'tail', PRODUCE_SECONDS, RATE_MIB_S);
+      const idleAfter = await metricSums(broker.httpPort, [...PRODUCE_BUCKETS, PRODUCE_COUNT]);
       report('idle_p50_ms', idle.latency_ms.p50, 'ms');
       report('idle_p99_ms', idle.latency_ms.p99, 'ms');
+      report('idle_broker_produce_p99_le_ms', brokerProduceP99Ms(idleBefore, idleAfter), 'ms');
 
       console.log(`# the same, while kcat replays history from objects; load average ${loadAverage()}`);
       const reader = catchUpReader(broker.bootstrap, 'history');
@@ -86,9 +102,9 @@ async function main(): Promise<void> {
       let after: Map<string, number>;
       try {
         await new Promise((resolve) => setTimeout(resolve, 2000)); // let the catch-up get going
-        before = await metricSums(broker.httpPort, [FETCH_BYTES, GETS]);
+        before = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
         busy = produce(broker, 'tail', PRODUCE_SECONDS, RATE_MIB_S);
-        after = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, RSS]);
+        after = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, RSS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
       } finally {
         await reader.stop();
       }
@@ -97,6 +113,7 @@ async function main(): Promise<void> {
       report('catchup_p50_ms', busy.latency_ms.p50, 'ms');
       report('catchup_p99_ms', busy.latency_ms.p99, 'ms');
       report('catchup_p99_over_idle_p99', busy.latency_ms.p99 / idle.latency_ms.p99, 'x');
+      report('catchup_broker_produce_p99_le_ms', brokerProduceP99Ms(before, after), 'ms');
       report('catchup_read_mib_s', catchUpBytes / 2 ** 20 / busy.seconds, 'MiB/s');
       report('catchup_gets_per_gib', catchUpBytes > 0 ? delta(GETS) / (catchUpBytes / 2 ** 30) : NaN, 'GETs/GiB');
       report('broker_rss_mib', (after.get(RSS) ?? NaN) / 2 ** 20, 'MiB');

@@ -93,6 +93,7 @@ export class Broker {
       readAheadMaxBytes: config.readAheadMaxBytes,
       catchUpMaxConcurrentGets: config.catchUpMaxConcurrentGets,
       catchUpMaxInflightBytes: config.catchUpMaxInflightBytes,
+      tailGuard: { targetMs: config.catchUpTailTargetMs },
       streamSplitSizeBytes: config.streamSplitSizeBytes,
     });
     this.storage = storage;

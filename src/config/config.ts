@@ -51,6 +51,8 @@ export interface WharfConfig {
   /** Catch-up budget: object-store GETs at once, and their bytes in flight. */
   catchUpMaxConcurrentGets: number;
   catchUpMaxInflightBytes: number;
+  /** p90 append latency (ms) past which catch-up reads are paced down; 0: never paced. */
+  catchUpTailTargetMs: number;
   uploadIntervalMs: number;
   uploadSizeBytes: number;
   /** Streams with at least this much data in an upload (or compaction job) get stream objects of their own. */
@@ -152,6 +154,7 @@ export function defaultConfig(): WharfConfig {
     readAheadMaxBytes: 32 * MiB,
     catchUpMaxConcurrentGets: 8,
     catchUpMaxInflightBytes: 64 * MiB,
+    catchUpTailTargetMs: 5,
     uploadIntervalMs: 2000,
     uploadSizeBytes: 64 * MiB,
     streamSplitSizeBytes: 16 * MiB,
@@ -245,6 +248,7 @@ const SETTINGS: Record<string, Setter> = {
   'read.ahead.max.bytes': int('read.ahead.max.bytes', (c, v) => { c.readAheadMaxBytes = v; }),
   'catchup.max.concurrent.gets': int('catchup.max.concurrent.gets', (c, v) => { c.catchUpMaxConcurrentGets = v; }),
   'catchup.max.inflight.bytes': int('catchup.max.inflight.bytes', (c, v) => { c.catchUpMaxInflightBytes = v; }),
+  'catchup.tail.target.ms': int('catchup.tail.target.ms', (c, v) => { c.catchUpTailTargetMs = v; }),
   'upload.interval.ms': int('upload.interval.ms', (c, v) => { c.uploadIntervalMs = v; }),
   'upload.size.bytes': int('upload.size.bytes', (c, v) => { c.uploadSizeBytes = v; }),
   'stream.split.size.bytes': int('stream.split.size.bytes', (c, v) => { c.streamSplitSizeBytes = v; }),

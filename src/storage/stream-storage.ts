@@ -25,7 +25,8 @@
 //
 // Read: from the log cache when it holds the offset (tailing reads: no I/O), else a catch-up
 // read from the objects listed by metadata, through the block cache with read-ahead and on a
-// budget of its own (cache/read-ahead.ts); never past confirmedOffset.
+// budget of its own (cache/read-ahead.ts), paced by the tail guard while it slows appends
+// (tail-guard.ts, fed with every append's time to durable); never past confirmedOffset.
 //
 // Recovery (start): replays the WAL from its trim offset. Each stream found is opened by this
 // node (epoch + 1); records below its committed end are skipped, the rest go back into the log
@@ -38,6 +39,7 @@ import { LogCache } from './cache/log-cache.ts';
 import type { UnuploadedRange } from './cache/log-cache.ts';
 import { CatchUpReader } from './cache/read-ahead.ts';
 import { StreamFencedError } from './metadata.ts';
+import { TailGuard, type TailGuardOptions } from './tail-guard.ts';
 import type { StreamMetadata, StreamState } from './metadata.ts';
 import type { ObjectStore } from './objectstore/objectstore.ts';
 import { streamAppendWaitBytesTotal, streamAppendWaitsTotal, streamAppendBytesTotal, uploadFailuresTotal } from './storage-metrics.ts';
@@ -92,6 +94,8 @@ export interface StreamStorageOptions {
   catchUpMaxConcurrentGets?: number;
   catchUpMaxInflightBytes?: number;
   prepareTtlMs?: number;
+  /** Pacing of catch-up reads while they slow appends (targetMs 0 turns it off). */
+  tailGuard?: TailGuardOptions;
 }
 
 export class StreamStorageImpl implements StreamStorage {
@@ -112,6 +116,8 @@ export class StreamStorageImpl implements StreamStorage {
   private readonly opening = new Set<number>();
   /** Reads that miss the log cache: block cache, read-ahead, catch-up budget. Exposed for tests. */
   readonly catchUp: CatchUpReader;
+  /** @internal */
+  readonly tailGuard: TailGuard;
   private state: 'new' | 'recovering' | 'running' | 'stopped' = 'new';
   private timer: NodeJS.Timeout | undefined;
   /** End of the last WAL record confirmed durable (any stream). */
@@ -146,6 +152,7 @@ export class StreamStorageImpl implements StreamStorage {
       maxConcurrentGets: options.catchUpMaxConcurrentGets,
       maxInflightBytes: options.catchUpMaxInflightBytes,
     });
+    this.tailGuard = new TailGuard(this.catchUp.limiter, options.tailGuard);
     this.uploadContext = {
       metadata: options.metadata,
       objectStore: options.objectStore,
@@ -164,6 +171,7 @@ export class StreamStorageImpl implements StreamStorage {
     await this.recover();
     this.state = 'running';
     this.wal.setPressureListener(() => this.triggerUpload());
+    this.tailGuard.start();
     this.timer = setInterval(() => {
       if (this.cache.unuploadedBytes() > 0) this.triggerUpload();
     }, this.uploadIntervalMs);
@@ -220,6 +228,7 @@ export class StreamStorageImpl implements StreamStorage {
     this.state = 'stopped';
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    this.tailGuard.stop();
     this.wal.setPressureListener(() => {});
     const waiting = this.admissionQueue;
     this.admissionQueue = [];
@@ -578,13 +587,14 @@ class StreamImpl implements Stream {
     }
     const endOffset = request.baseOffset + request.offsetCount;
     this.next = endOffset;
-    const durable = this.storage.admit(request.batch.length, () => this.appendAdmitted(request, endOffset));
+    const startedMs = performance.now();
+    const durable = this.storage.admit(request.batch.length, () => this.appendAdmitted(request, endOffset, startedMs));
     this.tail = durable;
     return durable;
   }
 
   /** Caches the batch and writes it to the WAL: synchronously up to the WAL's promise. */
-  private appendAdmitted(request: AppendRequest, endOffset: number): Promise<void> {
+  private appendAdmitted(request: AppendRequest, endOffset: number, startedMs: number): Promise<void> {
     // A batch that waited for admission may find its stream fenced or failed meanwhile.
     if (this.failure !== undefined) return Promise.reject(this.failure);
     this.storage.cache.append(this.streamId, request.baseOffset, endOffset, request.batch);
@@ -593,6 +603,7 @@ class StreamImpl implements Stream {
         // Runs first on the WAL's promise: see the note at the top of this file.
         if (endOffset > this.confirmed) this.confirmed = endOffset;
         this.storage.noteDurable(walEndOffset);
+        this.storage.tailGuard.observe(performance.now() - startedMs);
         if (this.failure !== undefined) throw this.failure;
       },
       (err: unknown) => {

@@ -25,7 +25,10 @@
 //
 // Limiter: GETs wait for a free slot (maxConcurrentGets) and for room in maxInflightBytes (a GET
 // larger than the budget runs alone). Reads waiting for their own blocks go before read-ahead;
-// read-ahead is skipped while too many rounds already wait.
+// read-ahead is skipped while too many rounds already wait. A pace (bytes per second, none by
+// default) may hold GETs back further: a token bucket that lets a GET start while it is not in
+// debt and charges its bytes; the tail guard (tail-guard.ts) sets it while produce latency
+// suffers from catch-up reads.
 
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Counter, Gauge, register } from 'prom-client';
@@ -150,6 +153,14 @@ export class CatchUpLimiter {
   private peakInflight = 0;
   private readonly reads: LimiterWaiter[] = [];
   private readonly readAhead: LimiterWaiter[] = [];
+  /** Bytes per second GETs may start at; Infinity: no pace. */
+  private pace = Infinity;
+  /** Token bucket of the pace: bytes GETs may still take (negative: debt), as of tokensAtMs. */
+  private tokens = 0;
+  private tokensAtMs = 0;
+  private paceTimer: NodeJS.Timeout | undefined;
+  /** Bytes of the GETs admitted since the last takeAdmittedBytes(). */
+  private admittedBytes = 0;
 
   constructor(options: { maxConcurrentGets?: number; maxInflightBytes?: number } = {}) {
     this.maxConcurrentGets = options.maxConcurrentGets ?? DEFAULT_CATCH_UP_MAX_CONCURRENT_GETS;
@@ -170,6 +181,28 @@ export class CatchUpLimiter {
       this.inflight -= bytes;
       this.pump();
     }
+  }
+
+  /** Sets the pace (bytes per second; Infinity for none). */
+  setPace(bytesPerSecond: number): void {
+    if (!(bytesPerSecond > 0)) throw new RangeError(`catch-up pace ${bytesPerSecond}`);
+    if (this.pace === Infinity && bytesPerSecond !== Infinity) {
+      this.tokens = 0;
+      this.tokensAtMs = performance.now();
+    }
+    this.pace = bytesPerSecond;
+    this.pump();
+  }
+
+  paceBytesPerSecond(): number {
+    return this.pace;
+  }
+
+  /** Bytes of the GETs admitted since the previous call. */
+  takeAdmittedBytes(): number {
+    const bytes = this.admittedBytes;
+    this.admittedBytes = 0;
+    return bytes;
   }
 
   /** Whether read-ahead should be skipped: too many rounds already wait. */
@@ -199,12 +232,32 @@ export class CatchUpLimiter {
   }
 
   private fits(bytes: number): boolean {
-    return this.active < this.maxConcurrentGets && (this.active === 0 || this.inflight + bytes <= this.maxInflightBytes);
+    return this.active < this.maxConcurrentGets && (this.active === 0 || this.inflight + bytes <= this.maxInflightBytes) && this.paced();
+  }
+
+  /** Whether the pace lets a GET start now; if not, pumps again once it does. */
+  private paced(): boolean {
+    if (this.pace === Infinity) return true;
+    const nowMs = performance.now();
+    // At most a tenth of a second of unused pace is saved up.
+    this.tokens = Math.min(this.pace / 10, this.tokens + ((nowMs - this.tokensAtMs) * this.pace) / 1000);
+    this.tokensAtMs = nowMs;
+    if (this.tokens >= 0) return true;
+    if (this.paceTimer === undefined) {
+      this.paceTimer = setTimeout(() => {
+        this.paceTimer = undefined;
+        this.pump();
+      }, Math.ceil((-this.tokens / this.pace) * 1000));
+      this.paceTimer.unref();
+    }
+    return false;
   }
 
   private take(bytes: number): void {
     this.active++;
     this.inflight += bytes;
+    this.admittedBytes += bytes;
+    if (this.pace !== Infinity) this.tokens -= bytes;
     if (this.active > this.peakGets) this.peakGets = this.active;
     if (this.inflight > this.peakInflight) this.peakInflight = this.inflight;
   }

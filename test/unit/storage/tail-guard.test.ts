@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { CatchUpLimiter, Priority } from '../../../src/storage/cache/read-ahead.ts';
+import { TailGuard } from '../../../src/storage/tail-guard.ts';
+
+const MiB = 1024 * 1024;
+
+/** A GET of `bytes` through the limiter that does nothing but note its start time. */
+function get(limiter: CatchUpLimiter, bytes: number, starts: number[]): Promise<void> {
+  return limiter.run(bytes, Priority.read, async () => {
+    starts.push(performance.now());
+  });
+}
+
+describe('catch-up pace', () => {
+  it('spaces GETs to the pace, and lets the waiting ones go once the pace is lifted', async () => {
+    const limiter = new CatchUpLimiter({ maxConcurrentGets: 8, maxInflightBytes: 64 * MiB });
+    limiter.setPace(10 * MiB); // 1 MiB GETs: one per 100 ms after the first
+    const starts: number[] = [];
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 5 }, () => get(limiter, MiB, starts)));
+    expect(starts[4]! - t0).toBeGreaterThanOrEqual(350);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(80);
+    expect(limiter.takeAdmittedBytes()).toBe(5 * MiB);
+
+    limiter.setPace(MiB); // one per second now: lifting the pace releases them at once
+    const more: number[] = [];
+    const waiting = Promise.all(Array.from({ length: 4 }, () => get(limiter, MiB, more)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(more.length).toBeLessThan(4);
+    const lifted = performance.now();
+    limiter.setPace(Infinity);
+    await waiting;
+    expect(more.length).toBe(4);
+    expect(performance.now() - lifted).toBeLessThan(500);
+  });
+});
+
+describe('tail guard', () => {
+  it('halves the catch-up pace while appends are slow, grows it back while they are not, and lifts it without producers', () => {
+    // The limiter's side as the guard sees it: bytes admitted per interval, and the pace.
+    const reads = {
+      admitted: 0,
+      pace: Infinity,
+      takeAdmittedBytes(): number {
+        const bytes = this.admitted;
+        this.admitted = 0;
+        return bytes;
+      },
+      paceBytesPerSecond(): number {
+        return this.pace;
+      },
+      setPace(bytesPerSecond: number): void {
+        this.pace = bytesPerSecond;
+      },
+    };
+    const intervalS = 0.25;
+    const guard = new TailGuard(reads, { targetMs: 5, intervalMs: intervalS * 1000, minBytesPerSecond: MiB });
+    const catchUpAt = (bytesPerSecond: number): void => {
+      reads.admitted += bytesPerSecond * intervalS;
+    };
+    guard.start();
+    try {
+      // Catch-up at 256 MiB/s while the appends' p99 is 20 ms: halved from that rate.
+      catchUpAt(256 * MiB);
+      for (let i = 0; i < 200; i++) guard.observe(i < 190 ? 1 : 20);
+      guard.tick();
+      expect(reads.pace).toBe(128 * MiB);
+      // Still slow: halved again from the pace (below the rate catch-up had), never below the floor.
+      catchUpAt(256 * MiB);
+      for (let i = 0; i < 50; i++) guard.observe(30);
+      guard.tick();
+      expect(reads.pace).toBe(64 * MiB);
+      for (let round = 0; round < 10; round++) {
+        catchUpAt(MiB);
+        guard.observe(30);
+        guard.tick();
+      }
+      expect(reads.pace).toBe(MiB);
+      // A p99 within the target (one slow append in 200 is under the 1%): the pace grows by a quarter.
+      catchUpAt(MiB);
+      for (let i = 0; i < 200; i++) guard.observe(i === 0 ? 40 : 1);
+      guard.tick();
+      expect(reads.pace).toBe(1.25 * MiB);
+      // An interval without appends: nobody to protect, the pace is lifted.
+      catchUpAt(MiB);
+      guard.tick();
+      expect(reads.pace).toBe(Infinity);
+      // Slow appends but no catch-up reads: nothing to pace.
+      for (let i = 0; i < 100; i++) guard.observe(50);
+      guard.tick();
+      expect(reads.pace).toBe(Infinity);
+    } finally {
+      guard.stop();
+    }
+  });
+});
