@@ -88,16 +88,22 @@ class SeriesColumns {
     const name = d.nameLabel[series]!;
     if (name >= 0) this.metricName.appendUtf8(buf, d.valueStart[name]!, d.valueStop[name]!);
     else this.metricName.append('');
+    const keys = this.labels.keys;
+    const values = this.labels.values;
+    const nameStart = d.nameStart;
+    const nameStop = d.nameStop;
+    const valueStart = d.valueStart;
+    const valueStop = d.valueStop;
     this.labels.map.start();
     for (let i = first; i < stop; i++) {
       if (i === name) continue;
-      this.labels.keys.appendUtf8(buf, d.nameStart[i]!, d.nameStop[i]!);
-      this.labels.values.appendUtf8(buf, d.valueStart[i]!, d.valueStop[i]!);
+      keys.appendUtf8(buf, nameStart[i]!, nameStop[i]!);
+      values.appendUtf8(buf, valueStart[i]!, valueStop[i]!);
     }
     this.labels.map.end();
     for (let p = 0; p < this.promotedColumns.length; p++) {
       const label = findLabel(d, buf, first, stop, this.promotedNames[p]!);
-      if (label >= 0) this.promotedColumns[p]!.appendUtf8(buf, d.valueStart[label]!, d.valueStop[label]!);
+      if (label >= 0) this.promotedColumns[p]!.appendUtf8(buf, valueStart[label]!, valueStop[label]!);
       else this.promotedColumns[p]!.appendNull();
     }
     this.timestamp.append(msToMicros(timestampMs));
@@ -229,11 +235,13 @@ export class PrometheusSamplesConverter implements Converter {
         this.decodeLabel(buf, f.start, f.stop, series);
       } else if (f.field === 2) {
         f.expect(Wire.LEN);
-        const s = this.scan.scan(buf, f.start, f.stop);
         const i = d.samples++;
         d.sampleSeries[i] = series;
-        d.sampleValue[i] = s.double(1);
-        d.sampleTimestampMs[i] = s.is(2, Wire.VARINT) ? int64Double(s.lo[2]!, s.hi[2]!) : 0;
+        if (!decodeSampleFast(buf, f.start, f.stop, d, i)) {
+          const s = this.scan.scan(buf, f.start, f.stop);
+          d.sampleValue[i] = s.double(1);
+          d.sampleTimestampMs[i] = s.is(2, Wire.VARINT) ? int64Double(s.lo[2]!, s.hi[2]!) : 0;
+        }
         if (Math.abs(d.sampleTimestampMs[i]!) > MAX_TIMESTAMP_MS) throw new ProtoError(`sample timestamp ${d.sampleTimestampMs[i]} out of range`);
       } else if (f.field === 4) {
         f.expect(Wire.LEN);
@@ -266,16 +274,39 @@ export class PrometheusSamplesConverter implements Converter {
 
   private decodeLabel(buf: Buffer, start: number, end: number, series: number): void {
     const d = this.decoded;
-    const s = this.scan.scan(buf, start, end);
     const i = d.labels++;
-    d.nameStart[i] = s.is(1, Wire.LEN) ? s.start[1]! : start;
-    d.nameStop[i] = s.is(1, Wire.LEN) ? s.stop[1]! : start;
-    d.valueStart[i] = s.is(2, Wire.LEN) ? s.start[2]! : start;
-    d.valueStop[i] = s.is(2, Wire.LEN) ? s.stop[2]! : start;
-    if (!isValidUtf8(buf, d.nameStart[i]!, d.nameStop[i]!) || !isValidUtf8(buf, d.valueStart[i]!, d.valueStop[i]!)) {
-      throw new ProtoError(`label ${i} is not valid UTF-8`);
+    let nameStart: number;
+    let nameStop: number;
+    let valueStart: number;
+    let valueStop: number;
+    // The usual layout, `0a <len> name 12 <len> value` with lengths below 128, read directly: its
+    // tags and lengths are ASCII bytes, so one ASCII check of name..value covers both strings.
+    const nameLength = buf[start + 1]!;
+    const valueAt = start + 2 + nameLength;
+    const valueLength = buf[valueAt + 1]!;
+    if (buf[start] === 0x0a && nameLength < 0x80 && valueAt + 2 <= end && buf[valueAt] === 0x12 && valueLength < 0x80 && valueAt + 2 + valueLength === end) {
+      nameStart = start + 2;
+      nameStop = valueAt;
+      valueStart = valueAt + 2;
+      valueStop = end;
+      if (!isAscii(buf, nameStart, valueStop) && (!isValidUtf8(buf, nameStart, nameStop) || !isValidUtf8(buf, valueStart, valueStop))) {
+        throw new ProtoError(`label ${i} is not valid UTF-8`);
+      }
+    } else {
+      const s = this.scan.scan(buf, start, end);
+      nameStart = s.is(1, Wire.LEN) ? s.start[1]! : start;
+      nameStop = s.is(1, Wire.LEN) ? s.stop[1]! : start;
+      valueStart = s.is(2, Wire.LEN) ? s.start[2]! : start;
+      valueStop = s.is(2, Wire.LEN) ? s.stop[2]! : start;
+      if (!isValidUtf8(buf, nameStart, nameStop) || !isValidUtf8(buf, valueStart, valueStop)) {
+        throw new ProtoError(`label ${i} is not valid UTF-8`);
+      }
     }
-    if (bytesEqual(buf, d.nameStart[i]!, d.nameStop[i]!, NAME_LABEL)) d.nameLabel[series] = i;
+    d.nameStart[i] = nameStart;
+    d.nameStop[i] = nameStop;
+    d.valueStart[i] = valueStart;
+    d.valueStop[i] = valueStop;
+    if (bytesEqual(buf, nameStart, nameStop, NAME_LABEL)) d.nameLabel[series] = i;
   }
 
   // ---- pass 2 ----
@@ -365,4 +396,35 @@ function later(s: Scan, a: number, b: number): boolean {
 
 function uvarintNumber(s: Scan, field: number): number {
   return s.is(field, Wire.VARINT) ? Number(uint64Value(s.lo[field]!, s.hi[field]!)) : 0;
+}
+
+/** True when bytes [start, end) are all below 0x80. */
+function isAscii(buf: Buffer, start: number, end: number): boolean {
+  let bits = 0;
+  let i = start;
+  for (; i + 4 <= end; i += 4) bits |= buf[i]! | buf[i + 1]! | buf[i + 2]! | buf[i + 3]!;
+  for (; i < end; i++) bits |= buf[i]!;
+  return bits < 0x80;
+}
+
+/**
+ * The usual Sample layout, `09 <8-byte value> 10 <timestamp varint>` with a timestamp in
+ * [0, 2^49) (at most 7 varint bytes), read directly into sample `i`; false for any other layout
+ * (then the caller scans it).
+ */
+function decodeSampleFast(buf: Buffer, start: number, end: number, d: DecodedSeries, i: number): boolean {
+  if (buf[start] !== 0x09 || start + 11 > end || buf[start + 9] !== 0x10 || end - (start + 10) > 7) return false;
+  let ms = 0;
+  let scale = 1;
+  for (let at = start + 10; at < end; at++, scale *= 128) {
+    const b = buf[at]!;
+    ms += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (at !== end - 1) return false;
+      d.sampleValue[i] = buf.readDoubleLE(start + 1);
+      d.sampleTimestampMs[i] = ms;
+      return true;
+    }
+  }
+  return false;
 }

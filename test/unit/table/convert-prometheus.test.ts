@@ -35,6 +35,17 @@ const latencySeries: TimeSeriesObject = {
   histograms: [intHistogram, floatHistogram, customBuckets],
 };
 
+function varint(value: number | bigint): Buffer {
+  let v = BigInt(value);
+  const bytes: number[] = [];
+  while (v >= 0x80n) {
+    bytes.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  bytes.push(Number(v));
+  return Buffer.from(bytes);
+}
+
 /** The topic records the remote-write receiver makes of a request. */
 function topicRecords(request: Parameters<typeof encodeWriteRequest>[0]): ReturnType<typeof decodeWriteRequestV1>['records'] {
   return decodeWriteRequestV1(encodeWriteRequest(request), null).records;
@@ -107,6 +118,45 @@ describe('prometheus_samples converter', () => {
     expect(tables.table('')).toHaveLength(2);
     expect(tables.converter.skippedRecords).toBe(3);
     expect(tables.converter.lastSkipReason).toMatch(/sample timestamp .* out of range/);
+  });
+
+  it('reads labels and samples in any layout the same way (fast paths and scans agree)', () => {
+    const len = (field: number, bytes: Buffer): Buffer => Buffer.concat([varint((field << 3) | 2), varint(bytes.length), bytes]);
+    const str = (field: number, text: string): Buffer => len(field, Buffer.from(text));
+    const sample = (value: number, tsField: Buffer): Buffer => {
+      const v = Buffer.alloc(9);
+      v[0] = 0x09;
+      v.writeDoubleLE(value, 1);
+      return Buffer.concat([v, tsField]);
+    };
+    const ts = (ms: bigint): Buffer => Buffer.concat([Buffer.from([0x10]), varint(BigInt.asUintN(64, ms))]);
+    const long = 'v'.repeat(200);
+    const series = Buffer.concat([
+      len(1, str(1, '__name__')),
+      len(1, Buffer.concat([str(1, '__name__'), str(2, 'm')])),
+      len(1, Buffer.concat([str(2, 'eu-1'), str(1, 'zone')])), // value first
+      len(1, Buffer.concat([str(1, 'city'), str(2, 'Zürich')])), // not ASCII
+      len(1, Buffer.concat([str(1, 'job'), str(2, long)])), // a 2-byte length
+      len(1, Buffer.concat([str(1, 'empty')])), // no value
+      len(2, sample(1.5, ts(BigInt(T0)))),
+      len(2, Buffer.concat([ts(BigInt(T0 + 1)), sample(2.5, Buffer.alloc(0))])), // timestamp first
+      len(2, sample(3.5, Buffer.alloc(0))), // timestamp 0, absent
+      len(2, sample(4.5, ts(-1000n))), // negative: a 10-byte varint
+      len(2, Buffer.concat([sample(5.5, ts(BigInt(T0 + 2))), Buffer.from([0x18, 0x01])])), // an unknown field after
+    ]);
+    const badUtf8 = Buffer.concat([len(1, Buffer.concat([str(1, 'a'), len(2, Buffer.from([0x61, 0xff]))])), len(2, sample(1, ts(BigInt(T0))))]);
+    const tables = openTables('prometheus_samples');
+    convert(tables, [{ key: Buffer.from('k1'), value: len(1, series) }, { key: Buffer.from('k2'), value: len(1, badUtf8) }]);
+    expect(tables.converter.skippedRecords).toBe(1);
+    expect(tables.converter.lastSkipReason).toMatch(/not valid UTF-8/);
+    const labelsMap = { '__name__': '', zone: 'eu-1', city: 'Zürich', job: long, empty: '' };
+    expect(tables.table('').map((r) => [r.metric_name, r.labels, r.job, r.instance, r.timestamp, r.value])).toEqual([
+      ['m', labelsMap, long, null, T0 * 1000, 1.5],
+      ['m', labelsMap, long, null, (T0 + 1) * 1000, 2.5],
+      ['m', labelsMap, long, null, 0, 3.5],
+      ['m', labelsMap, long, null, -1_000_000, 4.5],
+      ['m', labelsMap, long, null, (T0 + 2) * 1000, 5.5],
+    ]);
   });
 
   it('writes rows DuckDB reads back from Parquet', async () => {
