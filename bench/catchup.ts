@@ -23,10 +23,11 @@ import { ClusterModel } from '../src/metadata/cluster-model.ts';
 import { EmbeddedMetadataStore } from '../src/metadata/embedded.ts';
 import { createObjectStore } from '../src/storage/objectstore/index.ts';
 import { LocalObjectStore } from '../src/storage/objectstore/local.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objectstore/objectstore.ts';
+import type { ObjectStore } from '../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
 import type { Stream } from '../src/storage/stream.ts';
 import { FileWal } from '../src/storage/wal/file-wal.ts';
+import { CountingStore } from '../test/helpers/counting-store.ts';
 import { startS3rver } from '../test/helpers/s3rver.ts';
 import { Figures, REPO } from './lib.ts';
 
@@ -48,37 +49,6 @@ const figures = new Figures();
 let prefix = '';
 function report(metric: string, value: number, unit: string): void {
   figures.report('catchup', prefix + metric, value, unit);
-}
-
-/** Counts GETs and bytes read on the way to the local store. */
-class CountingStore implements ObjectStore {
-  gets = 0;
-  bytesRead = 0;
-  private readonly inner: ObjectStore;
-  constructor(inner: ObjectStore) {
-    this.inner = inner;
-  }
-  put(key: string, body: ObjectBody): Promise<void> {
-    return this.inner.put(key, body);
-  }
-  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
-    this.gets++;
-    const body = await this.inner.get(key, range);
-    this.bytesRead += body.length;
-    return body;
-  }
-  head(key: string): Promise<ObjectInfo | undefined> {
-    return this.inner.head(key);
-  }
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-  delete(keys: string[]): Promise<void> {
-    return this.inner.delete(keys);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }
 
 /** A batch frame shaped like Kafka v2 (the storage never decodes records): a few templates, re-headed. */

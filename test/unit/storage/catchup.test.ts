@@ -9,77 +9,17 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClusterModel } from '../../../src/metadata/cluster-model.ts';
 import { EmbeddedMetadataStore } from '../../../src/metadata/embedded.ts';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../../../src/storage/stream-storage.ts';
 import type { StreamStorageOptions } from '../../../src/storage/stream-storage.ts';
 import type { Stream } from '../../../src/storage/stream.ts';
 import { FileWal } from '../../../src/storage/wal/file-wal.ts';
+import { CountingStore } from '../../helpers/counting-store.ts';
 
 const KiB = 1024;
 const BLOCK_BYTES = 64 * KiB;
 const BATCH_BYTES = 4 * KiB; // 16 batches a block
 const BATCHES_PER_BLOCK = BLOCK_BYTES / BATCH_BYTES;
 const OFFSETS_PER_BATCH = 4;
-
-/** Counts GETs (at once and in all) on the way to another store; can hold GETs until released. */
-class CountingStore implements ObjectStore {
-  gets = 0;
-  bytesRead = 0;
-  active = 0;
-  peakActive = 0;
-  private gate: Promise<void> | undefined;
-  private openGate: (() => void) | undefined;
-  private readonly inner: ObjectStore;
-
-  constructor(inner: ObjectStore) {
-    this.inner = inner;
-  }
-
-  hold(): void {
-    this.gate = new Promise((resolve) => {
-      this.openGate = resolve;
-    });
-  }
-
-  release(): void {
-    this.openGate?.();
-    this.gate = undefined;
-  }
-
-  put(key: string, body: ObjectBody): Promise<void> {
-    return this.inner.put(key, body);
-  }
-
-  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
-    this.gets++;
-    this.active++;
-    this.peakActive = Math.max(this.peakActive, this.active);
-    try {
-      if (this.gate !== undefined) await this.gate;
-      const body = await this.inner.get(key, range);
-      this.bytesRead += body.length;
-      return body;
-    } finally {
-      this.active--;
-    }
-  }
-
-  head(key: string): Promise<ObjectInfo | undefined> {
-    return this.inner.head(key);
-  }
-
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-
-  delete(keys: string[]): Promise<void> {
-    return this.inner.delete(keys);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 /** A frame shaped like a Kafka v2 record batch (base offset, length, magic, lastOffsetDelta), random payload. */
 function randomBatch(baseOffset: number, offsetCount: number, sizeBytes: number): Buffer {

@@ -14,8 +14,9 @@ import {
   forEachBatch,
 } from '../../../src/storage/objects/format.ts';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
-import type { ObjectInfo, ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
+import type { ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
+import { CountingStore } from '../../helpers/counting-store.ts';
 import { startS3rver } from '../../helpers/s3rver.ts';
 
 const MiB = 1024 * 1024;
@@ -82,37 +83,6 @@ function writeInterleaved(streams: Map<number, StoredBatch[]>, blockSizeBytes?: 
     }
   }
   return writer.finish();
-}
-
-/** Counts GETs (and the bytes they return) on the way to another store. */
-class CountingStore implements ObjectStore {
-  gets = 0;
-  bytesRead = 0;
-  private readonly inner: ObjectStore;
-  constructor(inner: ObjectStore) {
-    this.inner = inner;
-  }
-  put(key: string, body: Buffer): Promise<void> {
-    return this.inner.put(key, body);
-  }
-  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
-    this.gets++;
-    const body = await this.inner.get(key, range);
-    this.bytesRead += body.length;
-    return body;
-  }
-  head(key: string): Promise<ObjectInfo | undefined> {
-    return this.inner.head(key);
-  }
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-  delete(keys: string[]): Promise<void> {
-    return this.inner.delete(keys);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }
 
 function describeFormatOn(name: string, setup: () => Promise<{ store: ObjectStore; cleanup(): Promise<void> }>): void {
