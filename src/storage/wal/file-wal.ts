@@ -44,7 +44,8 @@ import {
   recordBytes,
 } from './format.ts';
 import type { WalHeaderSlot } from './format.ts';
-import type { PendingAppend, WalRecord, WalStats, WriteAheadLog } from './wal.ts';
+import { recordRefusal, walRefusal } from './wal.ts';
+import type { PendingAppend, WalRecord, WalRecoveryState, WalStats, WriteAheadLog } from './wal.ts';
 
 export const DEFAULT_WAL_CAPACITY_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_WAL_MAX_WRITE_BYTES = 4 * 1024 * 1024;
@@ -84,7 +85,7 @@ export class FileWal implements WriteAheadLog {
   private readonly tornSkipBytes: number;
   private readonly created: boolean;
 
-  private recoveryState: 'pending' | 'running' | 'done' = 'pending';
+  private recoveryState: WalRecoveryState = 'pending';
   /** A pad still to be written at this logical offset, up to writeOffset (after recovery). */
   private skipPadAt: number | undefined;
   /** Logical offset where the next write starts (4 KiB aligned once recovery is done). */
@@ -209,13 +210,9 @@ export class FileWal implements WriteAheadLog {
   }
 
   append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer): Promise<number> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('WAL is closed'));
-    if (this.recoveryState !== 'done') return Promise.reject(new Error('WAL appended to before recovery finished'));
-    if (batch.length > this.maxBatchBytes()) {
-      return Promise.reject(new RangeError(`batch of ${batch.length} bytes exceeds the WAL's ${this.maxBatchBytes()}`));
-    }
-    if (offsetCount < 1 || offsetCount > 0x1_0000_0000) return Promise.reject(new RangeError(`bad offset count ${offsetCount}`));
+    const refused = walRefusal(this.failure, this.closed, this.recoveryState, 'appended to')
+      ?? recordRefusal(batch.length, this.maxBatchBytes(), offsetCount);
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ streamId, epoch, baseOffset, offsetCount, batch, resolve, reject });
       this.kick();
@@ -223,9 +220,8 @@ export class FileWal implements WriteAheadLog {
   }
 
   trim(walOffset: number): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('WAL is closed'));
-    if (this.recoveryState !== 'done') return Promise.reject(new Error('WAL trimmed before recovery finished'));
+    const refused = walRefusal(this.failure, this.closed, this.recoveryState, 'trimmed');
+    if (refused !== undefined) return Promise.reject(refused);
     if (walOffset > this.writeOffset) {
       return Promise.reject(new RangeError(`WAL trim to ${walOffset} past the written end ${this.writeOffset}`));
     }

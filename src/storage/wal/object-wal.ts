@@ -66,7 +66,8 @@ import {
   encodeRecord,
   recordBytes,
 } from './format.ts';
-import type { PendingAppend, WalRecord, WalStats, WriteAheadLog } from './wal.ts';
+import { recordRefusal, walRefusal } from './wal.ts';
+import type { PendingAppend, WalRecord, WalRecoveryState, WalStats, WriteAheadLog } from './wal.ts';
 import { WalFencedError } from './wal-owners.ts';
 import type { VersionedWalOwnerRecord, WalOwnerRecord, WalOwnerStore } from './wal-owners.ts';
 
@@ -131,7 +132,7 @@ export class ObjectWal implements WriteAheadLog {
   /** The owner record as this writer claimed it (recovery seals against it). */
   private readonly claimed: VersionedWalOwnerRecord;
 
-  private recoveryState: 'pending' | 'running' | 'done' = 'pending';
+  private recoveryState: WalRecoveryState = 'pending';
   /** Logical offset where the next object starts (the end of the last one written). */
   private nextOffset = 0;
   private live: LiveObject[] = [];
@@ -225,13 +226,9 @@ export class ObjectWal implements WriteAheadLog {
   }
 
   append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer): Promise<number> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('WAL is closed'));
-    if (this.recoveryState !== 'done') return Promise.reject(new Error('WAL appended to before recovery finished'));
-    if (batch.length > this.maxBatchBytes()) {
-      return Promise.reject(new RangeError(`batch of ${batch.length} bytes exceeds the WAL's ${this.maxBatchBytes()}`));
-    }
-    if (offsetCount < 1 || offsetCount > 0x1_0000_0000) return Promise.reject(new RangeError(`bad offset count ${offsetCount}`));
+    const refused = walRefusal(this.failure, this.closed, this.recoveryState, 'appended to')
+      ?? recordRefusal(batch.length, this.maxBatchBytes(), offsetCount);
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ streamId, epoch, baseOffset, offsetCount, batch, resolve, reject });
       this.queueBytes += recordBytes(batch.length);
@@ -244,9 +241,8 @@ export class ObjectWal implements WriteAheadLog {
   }
 
   trim(walOffset: number): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('WAL is closed'));
-    if (this.recoveryState !== 'done') return Promise.reject(new Error('WAL trimmed before recovery finished'));
+    const refused = walRefusal(this.failure, this.closed, this.recoveryState, 'trimmed');
+    if (refused !== undefined) return Promise.reject(refused);
     if (walOffset > this.nextOffset) {
       return Promise.reject(new RangeError(`WAL trim to ${walOffset} past the written end ${this.nextOffset}`));
     }

@@ -29,6 +29,24 @@ export interface PendingAppend {
   reject: (err: Error) => void;
 }
 
+/** Where a WAL stands in its recovery (appends and trims wait for 'done'). */
+export type WalRecoveryState = 'pending' | 'running' | 'done';
+
+/** Why the WAL refuses to be appended to or trimmed now, if it does (both WALs check the same). */
+export function walRefusal(failure: Error | undefined, closed: boolean, recoveryState: WalRecoveryState, op: 'appended to' | 'trimmed'): Error | undefined {
+  if (failure !== undefined) return failure;
+  if (closed) return new Error('WAL is closed');
+  if (recoveryState !== 'done') return new Error(`WAL ${op} before recovery finished`);
+  return undefined;
+}
+
+/** Why an append's record is refused, if it is: too large a batch, or a bad offset count. */
+export function recordRefusal(batchBytes: number, maxBatchBytes: number, offsetCount: number): Error | undefined {
+  if (batchBytes > maxBatchBytes) return new RangeError(`batch of ${batchBytes} bytes exceeds the WAL's ${maxBatchBytes}`);
+  if (offsetCount < 1 || offsetCount > 0x1_0000_0000) return new RangeError(`bad offset count ${offsetCount}`);
+  return undefined;
+}
+
 export interface WalStats {
   /** Group-commit writes and sync points (fdatasyncs, or durable writes; trims and pads included). */
   writes: number;
