@@ -350,7 +350,8 @@ function readLabel(reader: ProtoReader, end: number, record: boolean): void {
   }
 }
 
-function readSample(reader: ProtoReader, end: number): void {
+/** Checks a Sample (value double, timestamp int64): the same message in remote write 1.0 and 2.0. */
+export function readSample(reader: ProtoReader, end: number): void {
   while (reader.pos < end) {
     const at = reader.pos;
     const key = reader.key(end);

@@ -17,6 +17,7 @@
 import { RecordColumns } from '../../src/protocol/record-encoder.ts';
 import { DecodedWrite, InvalidWriteError, RejectReason, type WriteCounts } from './decoded-write.ts';
 import { validateHistogram } from './histogram.ts';
+import { readSample } from './remote-write-v1.ts';
 import { ByteArena, ProtoReader, ProtobufError, WireType, expectWireType, isUtf8Range, varintSize, writeVarint } from './protobuf.ts';
 import { KeyIndex, LabelRanges, SeriesKeyWriter } from './series-identity.ts';
 
@@ -30,8 +31,6 @@ const KEY = {
   EXEMPLARS: (4 << 3) | WireType.LEN,
   METADATA: (5 << 3) | WireType.LEN,
   CREATED_TIMESTAMP: (6 << 3) | WireType.VARINT,
-  SAMPLE_VALUE: (1 << 3) | WireType.I64,
-  SAMPLE_TIMESTAMP: (2 << 3) | WireType.VARINT,
   EXEMPLAR_VALUE: (2 << 3) | WireType.I64,
   EXEMPLAR_TIMESTAMP: (3 << 3) | WireType.VARINT,
   METADATA_TYPE: (1 << 3) | WireType.VARINT,
@@ -267,20 +266,6 @@ function labelFieldBytes(nameLength: number, valueLength: number): number {
 
 function labelBytes(nameLength: number, valueLength: number): number {
   return 1 + varintSize(nameLength) + nameLength + 1 + varintSize(valueLength) + valueLength;
-}
-
-function readSample(reader: ProtoReader, end: number): void {
-  while (reader.pos < end) {
-    const at = reader.pos;
-    const key = reader.key(end);
-    if (key === KEY.SAMPLE_VALUE) reader.advance(8, end);
-    else if (key === KEY.SAMPLE_TIMESTAMP) reader.skipVarint(end);
-    else {
-      if ((key >>> 3) === 1) expectWireType(key, WireType.I64, 'sample value', at);
-      if ((key >>> 3) === 2) expectWireType(key, WireType.VARINT, 'sample timestamp', at);
-      reader.skip(key & 7, end);
-    }
-  }
 }
 
 const exemplarRefs = new IntList();
