@@ -18,7 +18,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startS3rver, type S3rverHandle } from '../test/helpers/s3rver.ts';
+import { s3BrokerEnv, startS3rver, type S3rverHandle } from '../test/helpers/s3rver.ts';
 import { Figures, metricSums, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess, type ProducerResult } from './lib.ts';
 
 const RECORD_BYTES = 1024;
@@ -42,13 +42,7 @@ function startBroker(dataDir: string, s3: S3rverHandle): Promise<BrokerProcess> 
       WHARF_NUM_PARTITIONS: String(PARTITIONS),
       WHARF_WAL_KIND: 'object',
       WHARF_WAL_OBJECT_INTERVAL_MS: INTERVAL_MS,
-      WHARF_OBJECT_STORE: 's3',
-      WHARF_S3_ENDPOINT: s3.endpoint,
-      WHARF_S3_BUCKET: s3.bucket,
-      WHARF_S3_REGION: s3.region,
-      WHARF_S3_ACCESS_KEY_ID: s3.accessKeyId,
-      WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      WHARF_S3_FORCE_PATH_STYLE: 'true',
+      ...s3BrokerEnv(s3),
     },
   });
 }

@@ -59,6 +59,19 @@ process.stdin.resume();
 process.on('SIGTERM', () => process.exit(0));
 `;
 
+/** The WHARF_* settings of a broker whose object store is this s3rver. */
+export function s3BrokerEnv(s3: S3rverHandle): Record<string, string> {
+  return {
+    WHARF_OBJECT_STORE: 's3',
+    WHARF_S3_ENDPOINT: s3.endpoint,
+    WHARF_S3_BUCKET: s3.bucket,
+    WHARF_S3_REGION: s3.region,
+    WHARF_S3_ACCESS_KEY_ID: s3.accessKeyId,
+    WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    WHARF_S3_FORCE_PATH_STYLE: 'true',
+  };
+}
+
 export async function startS3rver(options: { bucket?: string } = {}): Promise<S3rverHandle> {
   const bucket = options.bucket ?? 'wharf-test';
   const directory = await mkdtemp(path.join(os.tmpdir(), 'wharf-s3rver-'));

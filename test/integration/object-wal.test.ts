@@ -12,7 +12,7 @@ import { S3ObjectStore } from '../../src/storage/objectstore/s3.ts';
 import { printBrokerLogsOnFailure, startBroker } from '../helpers/broker.ts';
 import type { Broker } from '../helpers/broker.ts';
 import { expectEveryAckStoredOnce, startProduceLoad, waitIntoLoad } from '../helpers/durability.ts';
-import { startS3rver } from '../helpers/s3rver.ts';
+import { s3BrokerEnv, startS3rver } from '../helpers/s3rver.ts';
 import type { S3rverHandle } from '../helpers/s3rver.ts';
 
 const TOPIC = 'object-wal-durability';
@@ -36,13 +36,7 @@ describe('object WAL durability across SIGKILL (s3rver)', () => {
         WHARF_NUM_PARTITIONS: '4',
         WHARF_WAL_KIND: 'object',
         WHARF_UPLOAD_INTERVAL_MS: '600000',
-        WHARF_OBJECT_STORE: 's3',
-        WHARF_S3_ENDPOINT: s3.endpoint,
-        WHARF_S3_BUCKET: s3.bucket,
-        WHARF_S3_REGION: s3.region,
-        WHARF_S3_ACCESS_KEY_ID: s3.accessKeyId,
-        WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        WHARF_S3_FORCE_PATH_STYLE: 'true',
+        ...s3BrokerEnv(s3),
       },
     });
   }, 60_000);

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { printBrokerLogsOnFailure, startBroker } from '../helpers/broker.ts';
 import type { Broker } from '../helpers/broker.ts';
 import { kafkajsClient, runKcat } from '../helpers/kafka.ts';
-import { startS3rver } from '../helpers/s3rver.ts';
+import { s3BrokerEnv, startS3rver } from '../helpers/s3rver.ts';
 import type { S3rverHandle } from '../helpers/s3rver.ts';
 
 const TOPIC = 'archive';
@@ -179,13 +179,7 @@ describe('restart from objects alone', () => {
     const broker = await startBroker({
       name: 's3-objects-broker',
       env: {
-        WHARF_OBJECT_STORE: 's3',
-        WHARF_S3_ENDPOINT: s3.endpoint,
-        WHARF_S3_BUCKET: s3.bucket,
-        WHARF_S3_REGION: s3.region,
-        WHARF_S3_ACCESS_KEY_ID: s3.accessKeyId,
-        WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        WHARF_S3_FORCE_PATH_STYLE: 'true',
+        ...s3BrokerEnv(s3),
         WHARF_UPLOAD_INTERVAL_MS: '600000',
       },
     });

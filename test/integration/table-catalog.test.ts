@@ -9,7 +9,7 @@ import { IcebergRestCatalog } from 'iceberg-js';
 import { join } from 'node:path';
 import { printBrokerLogsOnFailure, startBroker, type Broker } from '../helpers/broker.ts';
 import { kafkajsClient, waitFor } from '../helpers/kafka.ts';
-import { startS3rver, type S3rverHandle } from '../helpers/s3rver.ts';
+import { s3BrokerEnv, startS3rver, type S3rverHandle } from '../helpers/s3rver.ts';
 import { createObjectStore, type ObjectStore } from '../../src/storage/objectstore/index.ts';
 import { objectUris, type ObjectUris } from '../../src/storage/objectstore/uri.ts';
 import { runQuery } from '../../connectors/table/query.ts';
@@ -31,10 +31,7 @@ for (const kind of ['local', 's3'] as const) {
       let env: Record<string, string> = {};
       if (kind === 's3') {
         s3 = await startS3rver({ bucket: 'wharf-table-test' });
-        env = {
-          WHARF_OBJECT_STORE: 's3', WHARF_S3_ENDPOINT: s3.endpoint, WHARF_S3_BUCKET: s3.bucket, WHARF_S3_REGION: s3.region,
-          WHARF_S3_ACCESS_KEY_ID: s3.accessKeyId, WHARF_S3_SECRET_ACCESS_KEY: s3.secretAccessKey, WHARF_S3_FORCE_PATH_STYLE: 'true',
-        };
+        env = s3BrokerEnv(s3);
       }
       broker = await startBroker({ name: `table-catalog-${kind}`, env: { ...env, WHARF_TABLE_NAMESPACE: 'lake' } });
       if (kind === 's3') {
