@@ -3,6 +3,7 @@
 // the librdkafka producer load (bench/rdkafka_producer.py).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -148,4 +149,23 @@ export async function metricSums(httpPort: number, selectors: string[]): Promise
     }
   }
   return sums;
+}
+
+/** An HTTP answer's status and the time from sending the request to its end. */
+export interface Answer { status: number; ms: number }
+
+/** POSTs a protobuf body (OTLP/HTTP) on the agent's connections; resolves when the answer has been read. */
+export function postProtobuf(agent: http.Agent, url: URL, body: Buffer): Promise<Answer> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
+    }, (res) => {
+      res.resume();
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
+    });
+    req.once('error', reject);
+    req.end(body);
+  });
 }

@@ -27,7 +27,7 @@ import { jsonToProto } from '../connectors/otlp/json.ts';
 import { MESSAGES } from '../connectors/otlp/schema.ts';
 import { splitRequest } from '../connectors/otlp/split.ts';
 import { logsRequest, traceRequest } from '../test/unit/otlp/payloads.ts';
-import { Figures, percentile, startBrokerProcess, type BrokerProcess } from './lib.ts';
+import { Figures, percentile, postProtobuf as post, startBrokerProcess, type BrokerProcess } from './lib.ts';
 
 const SECONDS = Number(process.env.BENCH_OTLP_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_OTLP_CLIENTS ?? 8);
@@ -145,22 +145,6 @@ async function startBroker(dataDir: string): Promise<{ broker: BrokerProcess; ot
   return { broker, otlpUrl };
 }
 
-interface Answer { status: number; ms: number }
-
-function post(agent: http.Agent, url: URL, body: Buffer): Promise<Answer> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
-      headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
-    }, (res) => {
-      res.resume();
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
 
 interface LoadResult { itemsPerSecond: number; requests: number; refused: number; failed: number; latenciesMs: number[] }
 

@@ -61,7 +61,7 @@ import { currentSnapshot, type TableMetadata } from '../connectors/table/iceberg
 import { createObjectStore, type ObjectStore } from '../src/storage/objectstore/index.ts';
 import { objectUris, type ObjectUris } from '../src/storage/objectstore/uri.ts';
 import { logsRequest, traceRequest } from '../test/unit/otlp/payloads.ts';
-import { Figures, percentile, startBrokerProcess, type BrokerProcess } from './lib.ts';
+import { Figures, percentile, postProtobuf, startBrokerProcess, type BrokerProcess } from './lib.ts';
 
 const BENCH = 'table';
 const LOG_RECORDS = Number(process.env.BENCH_TABLE_LOGS ?? 2_000_000);
@@ -131,24 +131,11 @@ function spansPayload(k: number): Buffer {
   return jsonToProto('ExportTraceServiceRequest', request);
 }
 
-function post(agent: http.Agent, url: URL, body: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
-      headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
-    }, (res) => {
-      res.resume();
-      res.once('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
 
 /** Posts until answered 200; 429/503 (back-pressure) are retried after a pause. */
 async function postAccepted(agent: http.Agent, url: URL, body: Buffer): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const status = await post(agent, url, body);
+    const { status } = await postProtobuf(agent, url, body);
     if (status === 200) return;
     if (status !== 429 && status !== 503) throw new Error(`POST ${url.pathname}: HTTP ${status}`);
     await sleep(20);
