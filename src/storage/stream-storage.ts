@@ -244,12 +244,19 @@ export class StreamStorageImpl implements StreamStorage {
   }
 
   /**
-   * @internal Runs append (which caches the batch and writes it to the WAL) now if the log cache
-   * has room for bytes more of unuploaded data and no append waits before it; else queues it
-   * until uploads make room. A batch larger than the whole cache is admitted into an empty one.
+   * @internal Whether an append of bytes may go ahead now: the log cache has room for that much
+   * more unuploaded data and no append waits before it. A batch larger than the whole cache is
+   * admitted into an empty one.
    */
-  admit(bytes: number, append: () => Promise<void>): Promise<void> {
-    if (this.admissionQueue.length === 0 && this.cacheHasRoom(bytes)) return append();
+  admitsNow(bytes: number): boolean {
+    return this.admissionQueue.length === 0 && this.cacheHasRoom(bytes);
+  }
+
+  /**
+   * @internal Queues append (which caches the batch and writes it to the WAL) until uploads make
+   * room for it, after the appends already waiting (when admitsNow said no).
+   */
+  admitLater(bytes: number, append: () => Promise<void>): Promise<void> {
     if (this.state === 'stopped') return Promise.reject(new Error('StreamStorage is stopped'));
     streamAppendWaitsTotal.inc();
     streamAppendWaitBytesTotal.inc(bytes);
@@ -588,7 +595,10 @@ class StreamImpl implements Stream {
     const endOffset = request.baseOffset + request.offsetCount;
     this.next = endOffset;
     const startedMs = performance.now();
-    const durable = this.storage.admit(request.batch.length, () => this.appendAdmitted(request, endOffset, startedMs));
+    // The common case calls straight through; only an append that must wait makes a closure.
+    const durable = this.storage.admitsNow(request.batch.length)
+      ? this.appendAdmitted(request, endOffset, startedMs)
+      : this.storage.admitLater(request.batch.length, () => this.appendAdmitted(request, endOffset, startedMs));
     this.tail = durable;
     return durable;
   }
