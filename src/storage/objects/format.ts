@@ -148,17 +148,19 @@ export function forEachBatch(
 // ---------------------------------------------------------------------------------------------
 // Writer
 
+/** A stream's batches in an object being built, cut into blocks as they come (positions at finish). */
 interface PendingStream {
-  baseOffsets: number[];
-  endOffsets: number[];
+  startOffset: number;
+  endOffset: number;
+  blocks: IndexEntry[];
   batches: Buffer[];
 }
 
 /**
  * Builds one data object in memory. Batches of many streams may be added in any interleaving;
- * within a stream they must come in offset order. finish() sorts streams by id and cuts blocks;
- * batch buffers are referenced, never copied, so they must not be reused until the object is
- * written.
+ * within a stream they must come in offset order. add() cuts each stream into blocks; finish()
+ * sorts the streams by id and lays them out. Batch buffers are referenced, never copied, so they
+ * must not be reused until the object is written.
  */
 export class DataObjectWriter {
   private readonly blockSizeBytes: number;
@@ -194,14 +196,26 @@ export class DataObjectWriter {
     }
     let stream = this.streams.get(streamId);
     if (stream === undefined) {
-      stream = { baseOffsets: [], endOffsets: [], batches: [] };
+      stream = { startOffset: baseOffset, endOffset: 0, blocks: [], batches: [] };
       this.streams.set(streamId, stream);
     }
-    const previousEnd = stream.endOffsets.length === 0 ? 0 : stream.endOffsets[stream.endOffsets.length - 1]!;
-    if (baseOffset < previousEnd) fail(`offsets go backwards: the previous batch ended at ${previousEnd}`);
-    assertU64(frame.endOffset, 'end offset');
-    stream.baseOffsets.push(baseOffset);
-    stream.endOffsets.push(frame.endOffset);
+    if (baseOffset < stream.endOffset) fail(`offsets go backwards: the previous batch ended at ${stream.endOffset}`);
+    const endOffset = frame.endOffset;
+    assertU64(endOffset, 'end offset');
+    let block = stream.blocks.length === 0 ? undefined : stream.blocks[stream.blocks.length - 1]!;
+    if (
+      block === undefined ||
+      block.sizeBytes + batch.length > this.blockSizeBytes ||
+      endOffset - block.startOffset > U32_MAX ||
+      block.batchCount === U32_MAX
+    ) {
+      block = { streamId, startOffset: baseOffset, endOffset, batchCount: 0, position: 0, sizeBytes: 0 };
+      stream.blocks.push(block);
+    }
+    block.endOffset = endOffset;
+    block.batchCount++;
+    block.sizeBytes += batch.length;
+    stream.endOffset = endOffset;
     stream.batches.push(batch);
     this.batchBytes += batch.length;
   }
@@ -216,27 +230,13 @@ export class DataObjectWriter {
     const streamIds = [...this.streams.keys()].sort((a, b) => a - b);
     for (const streamId of streamIds) {
       const stream = this.streams.get(streamId)!;
-      const count = stream.batches.length;
-      ranges.push({ streamId, startOffset: stream.baseOffsets[0]!, endOffset: stream.endOffsets[count - 1]! });
-      let block: IndexEntry | undefined;
-      for (let i = 0; i < count; i++) {
-        const batch = stream.batches[i]!;
-        const endOffset = stream.endOffsets[i]!;
-        if (
-          block === undefined ||
-          block.sizeBytes + batch.length > this.blockSizeBytes ||
-          endOffset - block.startOffset > U32_MAX ||
-          block.batchCount === U32_MAX
-        ) {
-          block = { streamId, startOffset: stream.baseOffsets[i]!, endOffset, batchCount: 0, position, sizeBytes: 0 };
-          entries.push(block);
-        }
-        block.endOffset = endOffset;
-        block.batchCount++;
-        block.sizeBytes += batch.length;
-        position += batch.length;
-        chunks.push(batch);
+      ranges.push({ streamId, startOffset: stream.startOffset, endOffset: stream.endOffset });
+      for (const block of stream.blocks) {
+        block.position = position;
+        position += block.sizeBytes;
+        entries.push(block);
       }
+      for (const batch of stream.batches) chunks.push(batch);
     }
     this.streams.clear();
     const index = encodeIndex(entries);
