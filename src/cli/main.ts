@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-heap-size=256 --external-memory-accounted-in-global-limit
+#!/usr/bin/env -S node --initial-heap-size=256
 // wharf: the command line. `wharf start` runs a single-node Wharf on embedded defaults.
 
 import './process-env.ts'; // first: settings native code reads when first used
