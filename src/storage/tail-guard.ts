@@ -1,12 +1,18 @@
 // The tail guard: keeps consumers replaying old data from slowing producers. Catch-up reads use
-// CPU (object reads, copies, socket writes in the broker, and the consumer's own work on a shared
-// host) that the produce path then waits for. Every intervalMs the guard looks at the appends
-// made in that interval, from append to durable: when catch-up reads ran and the appends' p99
-// passed targetMs, it halves the catch-up pace (starting from the rate catch-up reads had), never
-// below minBytesPerSecond; while produce latency stays within the target it lets the pace grow
-// by a quarter each interval. The pace is lifted only when an interval had no appends (no
-// producer to protect) or no catch-up reads: lifting it under load would let the replay burst
-// and the produce latency spike before the next interval could pace it again.
+// CPU (object reads, copies, socket writes and the garbage their Buffers make in the broker, and
+// the consumer's own work on a shared host) that the produce path then waits for. Every
+// intervalMs the guard looks at the appends made in that interval, from append to durable, and
+// sets the pace of catch-up GETs (CatchUpLimiter):
+// - no appends: no producer to protect, no pace;
+// - appends but no catch-up reads: the pace is set to startBytesPerSecond, so that a replay that
+//   begins while producers write starts there (and grows) instead of bursting unpaced for the
+//   interval the guard needs to see it;
+// - appends and catch-up reads, and the appends' p99 past targetMs: the pace is cut in
+//   proportion (targetMs / p99, at most a halving, from the rate catch-up reads had when they
+//   had less), never below minBytesPerSecond;
+// - appends and catch-up reads within the target: the pace grows by a quarter per interval.
+// A catch-up counts as running while its GETs run or wait: a paced one may start none in an
+// interval (one large read-ahead GET's debt can outlast it).
 
 import { Gauge, register } from 'prom-client';
 
@@ -14,6 +20,8 @@ import { Gauge, register } from 'prom-client';
 export interface PacedReads {
   /** Bytes of the catch-up GETs admitted since the previous call. */
   takeAdmittedBytes(): number;
+  /** Whether catch-up GETs run or wait (for the budget or the pace). */
+  hasDemand(): boolean;
   paceBytesPerSecond(): number;
   setPace(bytesPerSecond: number): void;
 }
@@ -21,6 +29,7 @@ export interface PacedReads {
 export const DEFAULT_TAIL_GUARD_TARGET_MS = 5;
 export const DEFAULT_TAIL_GUARD_INTERVAL_MS = 250;
 export const DEFAULT_TAIL_GUARD_MIN_BYTES_PER_SECOND = 16 * 1024 * 1024;
+export const DEFAULT_TAIL_GUARD_START_BYTES_PER_SECOND = 64 * 1024 * 1024;
 /** Appends' latencies kept per interval for the p90 (a sample of them past this many). */
 const MAX_SAMPLES = 4096;
 
@@ -29,12 +38,15 @@ export interface TailGuardOptions {
   targetMs?: number;
   intervalMs?: number;
   minBytesPerSecond?: number;
+  /** Pace a catch-up starts at while producers write. */
+  startBytesPerSecond?: number;
 }
 
 export class TailGuard {
   private readonly limiter: PacedReads;
   private readonly targetMs: number;
   private readonly minBytesPerSecond: number;
+  private readonly startBytesPerSecond: number;
   private readonly intervalMs: number;
   private readonly samples = new Float64Array(MAX_SAMPLES);
   private sampleCount = 0;
@@ -46,6 +58,7 @@ export class TailGuard {
     this.targetMs = options.targetMs ?? DEFAULT_TAIL_GUARD_TARGET_MS;
     this.intervalMs = options.intervalMs ?? DEFAULT_TAIL_GUARD_INTERVAL_MS;
     this.minBytesPerSecond = options.minBytesPerSecond ?? DEFAULT_TAIL_GUARD_MIN_BYTES_PER_SECOND;
+    this.startBytesPerSecond = Math.max(this.minBytesPerSecond, options.startBytesPerSecond ?? DEFAULT_TAIL_GUARD_START_BYTES_PER_SECOND);
     reportPace(limiter);
   }
 
@@ -79,11 +92,15 @@ export class TailGuard {
     const p99 = appends === 0 ? 0 : quantile(this.samples.subarray(0, appends), 0.99);
     this.sampleCount = 0;
     this.seen = 0;
-    if (catchUpBytes > 0 && p99 > this.targetMs) {
-      this.limiter.setPace(Math.max(this.minBytesPerSecond, Math.min(pace, catchUpRate) / 2));
-    } else if (pace !== Infinity) {
-      this.limiter.setPace(appends === 0 || catchUpBytes === 0 ? Infinity : pace * 1.25);
-    }
+    const catchingUp = catchUpBytes > 0 || this.limiter.hasDemand();
+    let next: number;
+    if (appends === 0) next = Infinity;
+    else if (!catchingUp) next = this.startBytesPerSecond;
+    else if (p99 > this.targetMs) {
+      const from = catchUpBytes > 0 ? Math.min(pace, catchUpRate) : pace === Infinity ? this.startBytesPerSecond : pace;
+      next = Math.max(this.minBytesPerSecond, from * Math.min(0.5, this.targetMs / p99));
+    } else next = pace * 1.25;
+    if (next !== pace) this.limiter.setPace(next);
   }
 }
 

@@ -205,6 +205,11 @@ export class CatchUpLimiter {
     return bytes;
   }
 
+  /** Whether catch-up GETs run or wait (for the budget or the pace). */
+  hasDemand(): boolean {
+    return this.active > 0 || this.reads.length > 0 || this.readAhead.length > 0;
+  }
+
   /** Whether read-ahead should be skipped: too many rounds already wait. */
   readAheadSaturated(): boolean {
     return this.readAhead.length >= MAX_QUEUED_READ_AHEAD;

@@ -36,11 +36,15 @@ describe('catch-up pace', () => {
 });
 
 describe('tail guard', () => {
-  it('halves the catch-up pace while appends are slow, grows it back while they are not, and lifts it without producers', () => {
-    // The limiter's side as the guard sees it: bytes admitted per interval, and the pace.
+  it('cuts the catch-up pace while appends are slow, grows it back while they are not, starts it low while producers write, and lifts it without producers', () => {
+    // The limiter's side as the guard sees it: bytes admitted per interval, waiting GETs, the pace.
     const reads = {
       admitted: 0,
       pace: Infinity,
+      waiting: false,
+      hasDemand(): boolean {
+        return this.waiting;
+      },
       takeAdmittedBytes(): number {
         const bytes = this.admitted;
         this.admitted = 0;
@@ -54,22 +58,23 @@ describe('tail guard', () => {
       },
     };
     const intervalS = 0.25;
-    const guard = new TailGuard(reads, { targetMs: 5, intervalMs: intervalS * 1000, minBytesPerSecond: MiB });
+    const guard = new TailGuard(reads, { targetMs: 5, intervalMs: intervalS * 1000, minBytesPerSecond: MiB, startBytesPerSecond: 8 * MiB });
     const catchUpAt = (bytesPerSecond: number): void => {
       reads.admitted += bytesPerSecond * intervalS;
     };
     guard.start();
     try {
-      // Catch-up at 256 MiB/s while the appends' p99 is 20 ms: halved from that rate.
+      // Catch-up at 256 MiB/s while the appends' p99 is 20 ms, four times the target: the pace
+      // is cut to a quarter of that rate.
       catchUpAt(256 * MiB);
       for (let i = 0; i < 200; i++) guard.observe(i < 190 ? 1 : 20);
       guard.tick();
-      expect(reads.pace).toBe(128 * MiB);
-      // Still slow: halved again from the pace (below the rate catch-up had), never below the floor.
+      expect(reads.pace).toBe(64 * MiB);
+      // Still slow: cut again from the pace (below the rate catch-up had), never below the floor.
       catchUpAt(256 * MiB);
       for (let i = 0; i < 50; i++) guard.observe(30);
       guard.tick();
-      expect(reads.pace).toBe(64 * MiB);
+      expect(reads.pace).toBeCloseTo((64 * MiB) / 6, 0);
       for (let round = 0; round < 10; round++) {
         catchUpAt(MiB);
         guard.observe(30);
@@ -81,14 +86,28 @@ describe('tail guard', () => {
       for (let i = 0; i < 200; i++) guard.observe(i === 0 ? 40 : 1);
       guard.tick();
       expect(reads.pace).toBe(1.25 * MiB);
+      // GETs wait for the pace and none started this interval: still a catch-up, still paced.
+      reads.waiting = true;
+      for (let i = 0; i < 200; i++) guard.observe(1);
+      guard.tick();
+      expect(reads.pace).toBe(1.25 * 1.25 * MiB);
+      for (let i = 0; i < 200; i++) guard.observe(20);
+      guard.tick();
+      expect(reads.pace).toBe(MiB); // cut from the pace, to the floor
+      reads.waiting = false;
       // An interval without appends: nobody to protect, the pace is lifted.
       catchUpAt(MiB);
       guard.tick();
       expect(reads.pace).toBe(Infinity);
-      // Slow appends but no catch-up reads: nothing to pace.
+      // Appends but no catch-up reads: the pace a replay would start at.
       for (let i = 0; i < 100; i++) guard.observe(50);
       guard.tick();
-      expect(reads.pace).toBe(Infinity);
+      expect(reads.pace).toBe(8 * MiB);
+      // A replay starting then runs at that pace and grows while appends stay fast.
+      catchUpAt(8 * MiB);
+      for (let i = 0; i < 100; i++) guard.observe(1);
+      guard.tick();
+      expect(reads.pace).toBe(10 * MiB);
     } finally {
       guard.stop();
     }
