@@ -125,10 +125,14 @@ export function runRdkafkaProducer(options: {
   rateMiBs: number;
   recordBytes: number;
   script?: string;
+  /** librdkafka settings over the script's own (BENCH_RDKAFKA_CONFIG, when set, still wins). */
+  config?: Record<string, string | number | boolean>;
 }): ProducerResult {
   const script = options.script ?? path.join(REPO, 'bench/rdkafka_producer.py');
   const args = [script, options.bootstrap, options.topic, String(options.durationS), String(options.rateMiBs), String(options.recordBytes)];
-  const out = execFileSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 20, timeout: (options.durationS + 120) * 1000 });
+  const config = { ...options.config, ...(process.env.BENCH_RDKAFKA_CONFIG ? JSON.parse(process.env.BENCH_RDKAFKA_CONFIG) as object : {}) };
+  const env = { ...process.env, BENCH_RDKAFKA_CONFIG: JSON.stringify(config) };
+  const out = execFileSync(PYTHON, args, { encoding: 'utf8', env, maxBuffer: 1 << 20, timeout: (options.durationS + 120) * 1000 });
   const result = JSON.parse(out.trim().split('\n').pop()!) as ProducerResult;
   if (result.errors > 0) throw new Error(`${result.errors} produce errors`);
   return result;
