@@ -19,7 +19,7 @@
 //        again (at-least-once; consumers see the same samples twice).
 
 import type http from 'node:http';
-import { uncompress } from 'snappy';
+import { uncompress, uncompressSync } from 'snappy';
 import type { TopicProducer } from '../../src/broker/in-process-producer.ts';
 import { log } from '../../src/metrics/log.ts';
 import { InvalidWriteError, RejectReason, type DecodedWrite } from './decoded-write.ts';
@@ -159,7 +159,7 @@ export class RemoteWriteReceiver {
     const uncompressedBytes = snappyLength(body);
     if (uncompressedBytes > maxRequestBytes) throw tooLarge(`decompressed body of ${uncompressedBytes} bytes`, maxRequestBytes);
     reservation.growTo(body.length + uncompressedBytes);
-    const message = await decompress(body);
+    const message = await decompress(body, uncompressedBytes);
     const decoded = version === ProtocolVersion.V1 ? decodeWriteRequestV1(message) : decodeRequestV2(message);
     if (decoded.columns.length > 0) {
       await this.options.producer.send(this.options.topic, decoded.columns, {
@@ -293,9 +293,22 @@ function snappyLength(body: Buffer): number {
   throw new InvalidWriteError(400, RejectReason.BAD_SNAPPY, 'the body is not snappy-compressed (block format): no valid length preamble');
 }
 
-async function decompress(body: Buffer): Promise<Buffer> {
+/**
+ * Bodies that decompress to at most this many bytes are decompressed on the JS thread (well under
+ * a millisecond: Prometheus sends ~350 KiB per 2,000 samples), larger ones on the thread pool.
+ * snappy's output is allocated by its own allocator (mimalloc), which keeps what is freed from
+ * another thread: decompressed on the thread pool and collected on the JS thread, the bodies
+ * held 400-500 MB of RSS under remote-write load (mimalloc's stats: 58 MiB in use at peak).
+ * Decompressed here and copied into a Node buffer, the snappy output is freed where it was
+ * allocated, at once; the broker's RSS at the end of the remote-write bench fell from
+ * 1,330-1,400 MiB to 900 MiB (table writer off), throughput unchanged.
+ */
+const SYNC_DECOMPRESS_MAX_BYTES = 4 * 1024 * 1024;
+
+async function decompress(body: Buffer, uncompressedBytes: number): Promise<Buffer> {
   try {
-    return (await uncompress(body, { asBuffer: true })) as Buffer;
+    if (uncompressedBytes <= SYNC_DECOMPRESS_MAX_BYTES) return uncompressSync(body, { asBuffer: true, copyOutputData: true }) as Buffer;
+    return (await uncompress(body, { asBuffer: true, copyOutputData: true })) as Buffer;
   } catch (err) {
     throw new InvalidWriteError(400, RejectReason.BAD_SNAPPY,
       `the body is not valid snappy (block format): ${err instanceof Error ? err.message : String(err)}`);
