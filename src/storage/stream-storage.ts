@@ -613,7 +613,7 @@ class StreamImpl implements Stream {
         // Runs first on the WAL's promise: see the note at the top of this file.
         if (endOffset > this.confirmed) this.confirmed = endOffset;
         this.storage.noteDurable(walEndOffset);
-        this.storage.tailGuard.observe(performance.now() - startedMs);
+        this.storage.tailGuard.observe(performance.now() - startedMs, request.batch.length);
         if (this.failure !== undefined) throw this.failure;
       },
       (err: unknown) => {

@@ -9,7 +9,8 @@
 //   interval the guard needs to see it;
 // - appends and catch-up reads, and the appends' p99 past targetMs: the pace is cut in
 //   proportion (targetMs / p99, at most a halving, from the rate catch-up reads had when they
-//   had less), never below minBytesPerSecond;
+//   had less), never below minBytesPerSecond nor below 1.5 times the rate the appends wrote in
+//   the interval: a replay paced below the producers' rate would never catch up;
 // - appends and catch-up reads within the target: the pace grows by a quarter per interval.
 // A catch-up counts as running while its GETs run or wait: a paced one may start none in an
 // interval (one large read-ahead GET's debt can outlast it).
@@ -51,6 +52,7 @@ export class TailGuard {
   private readonly samples = new Float64Array(MAX_SAMPLES);
   private sampleCount = 0;
   private seen = 0;
+  private appendedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(limiter: PacedReads, options: TailGuardOptions = {}) {
@@ -73,9 +75,10 @@ export class TailGuard {
     this.timer = undefined;
   }
 
-  /** One append's time from append() to durable. */
-  observe(latencyMs: number): void {
+  /** One append's time from append() to durable, and its size. */
+  observe(latencyMs: number, bytes = 0): void {
     if (this.timer === undefined) return;
+    this.appendedBytes += bytes;
     // Past MAX_SAMPLES, each later append replaces a random earlier one (a uniform sample).
     const at = this.seen < MAX_SAMPLES ? this.seen : Math.floor(Math.random() * (this.seen + 1));
     this.seen++;
@@ -92,13 +95,15 @@ export class TailGuard {
     const p99 = appends === 0 ? 0 : quantile(this.samples.subarray(0, appends), 0.99);
     this.sampleCount = 0;
     this.seen = 0;
+    const floor = Math.max(this.minBytesPerSecond, (1.5 * this.appendedBytes * 1000) / this.intervalMs);
+    this.appendedBytes = 0;
     const catchingUp = catchUpBytes > 0 || this.limiter.hasDemand();
     let next: number;
     if (appends === 0) next = Infinity;
-    else if (!catchingUp) next = this.startBytesPerSecond;
+    else if (!catchingUp) next = Math.max(floor, this.startBytesPerSecond);
     else if (p99 > this.targetMs) {
       const from = catchUpBytes > 0 ? Math.min(pace, catchUpRate) : pace === Infinity ? this.startBytesPerSecond : pace;
-      next = Math.max(this.minBytesPerSecond, from * Math.min(0.5, this.targetMs / p99));
+      next = Math.max(floor, from * Math.min(0.5, this.targetMs / p99));
     } else next = pace * 1.25;
     if (next !== pace) this.limiter.setPace(next);
   }

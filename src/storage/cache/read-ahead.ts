@@ -15,8 +15,10 @@
 //     runs when the read itself had to wait for a block (a miss), or when half of the doubled
 //     window is missing (the reader is half-way through what it read ahead); each round doubles
 //     the window, up to maxBytes (tens of MiB), so a reader that keeps reading keeps growing it;
-//   - a block read ahead and evicted unread drops the window back to 0 (so initialBytes again):
-//     the cache cannot hold that much read-ahead;
+//   - a block read ahead and evicted unread drops the window back to 0 (so initialBytes again)
+//     and halves what it may grow to: the cache cannot hold that much read-ahead next to the
+//     other readers' (8 readers with 32 MiB windows and a 192 MiB cache evicted 60% of what they
+//     read ahead, unread); 16 rounds at the lowered cap without a drop double it again;
 //   - adjacent blocks of one object are fetched with one ranged GET (runs up to maxGetBytes);
 //     the window may span the stream's next objects: those not opened yet are opened (and read)
 //     in the background, the reader does not wait for them;
@@ -67,22 +69,47 @@ export class ReadAheadWindow implements ReadAheadOwner {
   /** The stream's bytes per offset, as seen in its blocks (estimates object shares). */
   bytesPerOffset = 0;
   drops = 0;
+  /**
+   * What the window may grow to: maxBytes, halved from the window's size at each drop (the cache
+   * could not hold that much of this reader's read-ahead next to the others'), doubled again
+   * after ROUNDS_TO_REGROW rounds at it without a drop.
+   */
+  capBytes: number;
+  private roundsAtCap = 0;
 
   constructor(initialBytes: number, maxBytes: number) {
     this.initialBytes = initialBytes;
     this.maxBytes = maxBytes;
+    this.capBytes = maxBytes;
   }
 
   /** The window after one more round. */
   next(): number {
-    return this.windowBytes === 0 ? this.initialBytes : Math.min(2 * this.windowBytes, this.maxBytes);
+    return this.windowBytes === 0 ? this.initialBytes : Math.min(2 * this.windowBytes, this.capBytes);
+  }
+
+  /** A round ran with the window at next(). */
+  advance(): void {
+    this.windowBytes = this.next();
+    if (this.windowBytes < this.capBytes || this.capBytes >= this.maxBytes) return;
+    if (++this.roundsAtCap >= ROUNDS_TO_REGROW) {
+      this.roundsAtCap = 0;
+      this.capBytes = Math.min(this.maxBytes, 2 * this.capBytes);
+    }
   }
 
   onEvictedUnread(): void {
-    if (this.windowBytes > 0) this.drops++;
+    if (this.windowBytes > 0) {
+      this.drops++;
+      this.capBytes = Math.max(this.initialBytes, Math.floor(this.windowBytes / 2));
+      this.roundsAtCap = 0;
+    }
     this.windowBytes = 0;
   }
 }
+
+/** Rounds a window runs at its lowered cap without a drop before the cap doubles again. */
+const ROUNDS_TO_REGROW = 16;
 
 /** Readers by (stream, offset of their next read), least recently used first. */
 export class SequentialReaders {
@@ -441,7 +468,7 @@ export class CatchUpReader {
       this.fetchRuns(toFetch, undefined, forRead);
       return;
     }
-    window.windowBytes = nextWindowBytes;
+    window.advance();
     this.fetchRuns([...toFetch, ...ahead], window, forRead);
     if (unopened && !window.backgroundRound) {
       window.backgroundRound = true;

@@ -37,6 +37,28 @@ describe('sequential readers', () => {
     expect(window.next()).toBe(256 * KiB);
     expect(window.drops).toBe(1);
   });
+
+  it('after a drop grows the window only to half its size at the drop, until it has run there for a while', () => {
+    const window = new ReadAheadWindow(256 * KiB, 4096 * KiB);
+    for (let i = 0; i < 5; i++) window.advance();
+    expect(window.windowBytes).toBe(4096 * KiB);
+    window.onEvictedUnread(); // the cache could not hold 4 MiB of this reader's read-ahead
+    const sizes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      window.advance();
+      sizes.push(window.windowBytes / KiB);
+    }
+    expect(sizes).toEqual([256, 512, 1024, 2048, 2048]);
+    window.onEvictedUnread(); // dropped again at 2 MiB: capped at 1 MiB now
+    for (let i = 0; i < 6; i++) window.advance();
+    expect(window.windowBytes).toBe(1024 * KiB);
+    // 16 rounds at the cap without a drop: the cap doubles, and again after 16 more.
+    for (let i = 0; i < 16; i++) window.advance();
+    expect(window.next()).toBe(2048 * KiB);
+    for (let i = 0; i < 17; i++) window.advance();
+    expect(window.windowBytes).toBe(4096 * KiB);
+    expect(window.drops).toBe(2);
+  });
 });
 
 /** A GET the test answers when it likes. */

@@ -108,6 +108,12 @@ describe('tail guard', () => {
       for (let i = 0; i < 100; i++) guard.observe(1);
       guard.tick();
       expect(reads.pace).toBe(10 * MiB);
+      // Producers write 64 MiB/s (256 appends of 64 KiB in the 0.25 s interval) and are slow:
+      // the pace is not cut below 1.5 times that rate, or the replay would never catch up.
+      catchUpAt(10 * MiB);
+      for (let i = 0; i < 256; i++) guard.observe(20, 64 * 1024);
+      guard.tick();
+      expect(reads.pace).toBe(96 * MiB);
     } finally {
       guard.stop();
     }
