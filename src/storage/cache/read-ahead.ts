@@ -515,7 +515,7 @@ export class CatchUpReader {
       const last = run[run.length - 1]!.index;
       const bytes = runBytes;
       readAheadBytesTotal.inc(owners.reduce((sum, owner, i) => (owner === undefined ? sum : sum + run[i]!.sizeBytes), 0));
-      this.blockCache.load(keys, () => this.limiter.run(bytes, priority, () => reader.readBlocks(first, last)).then(ownSlices), owners);
+      this.blockCache.load(keys, () => this.limiter.run(bytes, priority, () => reader.readBlockParts(first, last)), owners);
       run = [];
       runBytes = 0;
     };
@@ -582,23 +582,6 @@ function noteBytesPerOffset(window: ReadAheadWindow, blocks: readonly PlannedBlo
   if (offsets > 0) window.bytesPerOffset = bytes / offsets;
 }
 
-/** Blocks cut from one GET, each copied into its own buffer so that evicting one frees it. */
-async function ownSlices(blocks: Buffer[]): Promise<Buffer[]> {
-  if (blocks.length <= 1) return blocks;
-  const owned: Buffer[] = [];
-  let copied = 0;
-  for (const block of blocks) {
-    const copy = Buffer.allocUnsafeSlow(block.length);
-    block.copy(copy);
-    owned.push(copy);
-    copied += block.length;
-    if (copied >= COPY_SLICE_BYTES) {
-      copied = 0;
-      await yieldToEventLoop();
-    }
-  }
-  return owned;
-}
 
 /** Whole batches from the needed blocks, in order: from startOffset, about maxBytes, to endLimit. */
 function collectBatches(needed: PlannedBlock[], blocks: Buffer[], startOffset: number, maxBytes: number, endLimit: number): ReadResult {

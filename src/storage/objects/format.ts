@@ -37,7 +37,7 @@
 // A reader fetches the object's tail once (footer and, usually, the whole index), binary-searches
 // the index, then issues ranged GETs for the blocks it needs.
 
-import type { ObjectStore } from '../objectstore/objectstore.ts';
+import { readParts, type ObjectStore } from '../objectstore/objectstore.ts';
 
 export const DATA_OBJECT_MAGIC = 0x5748415246444f31n; // "WHARFDO1"
 export const FOOTER_SIZE_BYTES = 48;
@@ -425,6 +425,25 @@ export class DataObjectReader {
       blocks.push(span.subarray(at, at + this.blockSizes[i]!));
     }
     return blocks;
+  }
+
+  /**
+   * Blocks first..last (adjacent in the object) with one ranged read, each in a buffer of its
+   * own (readParts), so that the block cache frees each block's memory when it evicts it.
+   */
+  async readBlockParts(first: number, last: number): Promise<Buffer[]> {
+    if (!(first >= 0 && first <= last && last < this.blockCount)) {
+      throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
+    }
+    const lengths: number[] = [];
+    for (let i = first; i <= last; i++) lengths.push(this.blockSizes[i]!);
+    const parts = await readParts(this.store, this.key, this.positions[first]!, lengths);
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i]!.length !== lengths[i]) {
+        throw new CorruptDataObjectError(this.key, `block ${first + i} at ${this.positions[first + i]}: read ${parts[i]!.length} of ${lengths[i]} bytes`);
+      }
+    }
+    return parts;
   }
 
   /** Block i cut out of a tail read by openWithTail, when the tail holds all of it. */

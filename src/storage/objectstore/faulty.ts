@@ -6,7 +6,7 @@
 // inner call ran for a `lostResponseFraction` of them (the request took effect, the answer was
 // lost), which exercises the idempotency of retries.
 
-import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
+import { readParts, type ObjectBody, type ObjectInfo, type ObjectStore } from './objectstore.ts';
 import type { ObjectStoreOp } from './instrumented.ts';
 
 export const FAULT_KINDS = ['error', 'slowDown', 'timeout'] as const;
@@ -74,6 +74,10 @@ export class FaultyObjectStore implements ObjectStore {
 
   get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
     return this.inject('get', () => this.inner.get(key, range));
+  }
+
+  getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+    return this.inject('get', () => readParts(this.inner, key, start, lengths));
   }
 
   head(key: string): Promise<ObjectInfo | undefined> {

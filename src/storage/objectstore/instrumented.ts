@@ -9,7 +9,7 @@
 
 import { Counter, Histogram, register } from 'prom-client';
 import { isObjectNotFound } from './util.ts';
-import { bodyLength } from './objectstore.ts';
+import { bodyLength, readParts } from './objectstore.ts';
 import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 
 export const OBJECT_STORE_OPS = ['put', 'get', 'head', 'list', 'delete'] as const;
@@ -60,6 +60,12 @@ export class InstrumentedObjectStore implements ObjectStore {
     const body = await this.measure('get', () => this.inner.get(key, range));
     bytesTotal.inc({ op: 'get' }, body.length);
     return body;
+  }
+
+  async getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+    const parts = await this.measure('get', () => readParts(this.inner, key, start, lengths));
+    for (const part of parts) bytesTotal.inc({ op: 'get' }, part.length);
+    return parts;
   }
 
   head(key: string): Promise<ObjectInfo | undefined> {

@@ -46,20 +46,37 @@ export class LocalObjectStore implements ObjectStore {
     this.checkOpen();
     const filePath = this.pathOf(key);
     if (range !== undefined) checkRange(range);
-    let handle: FileHandle;
-    try {
-      handle = await fs.open(filePath, 'r');
-    } catch (err) {
-      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EISDIR')) {
-        throw new ObjectNotFoundError(key);
-      }
-      throw err;
-    }
+    const handle = await openObject(filePath, key);
     try {
       const { size } = await handle.stat();
       const start = range === undefined ? 0 : Math.min(range.start, size);
       const end = range === undefined ? size : Math.min(range.endExclusive, size);
       return await readFully(handle, start, end - start);
+    } catch (err) {
+      if (isErrno(err, 'EISDIR')) throw new ObjectNotFoundError(key);
+      throw err;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+    this.checkOpen();
+    const filePath = this.pathOf(key);
+    if (!(Number.isSafeInteger(start) && start >= 0) || !lengths.every((l) => Number.isSafeInteger(l) && l >= 0)) {
+      throw new RangeError(`invalid parts: from ${start}, lengths ${JSON.stringify(lengths)}`);
+    }
+    const handle = await openObject(filePath, key);
+    try {
+      const { size } = await handle.stat();
+      // Each part in a buffer of its own (allocUnsafeSlow: never a slice of Node's shared pool).
+      let at = Math.min(start, size);
+      const parts = lengths.map((length) => {
+        const part = Buffer.allocUnsafeSlow(Math.max(0, Math.min(length, size - at)));
+        at += part.length;
+        return part;
+      });
+      return await readvFully(handle, Math.min(start, size), parts);
     } catch (err) {
       if (isErrno(err, 'EISDIR')) throw new ObjectNotFoundError(key);
       throw err;
@@ -175,6 +192,8 @@ const SYNC_STEP_BYTES = 1024 * 1024;
 
 /** At most this many buffers per writev (Linux IOV_MAX is 1024). */
 const MAX_WRITEV_BUFFERS = 1024;
+/** At most this many buffers per readv (IOV_MAX again). */
+const MAX_READV_BUFFERS = 1024;
 
 interface WriteGroup { buffers: Buffer[]; bytes: number }
 
@@ -247,6 +266,53 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Opens an object's file for reading; a missing one is ObjectNotFoundError. */
+async function openObject(filePath: string, key: string): Promise<FileHandle> {
+  try {
+    return await fs.open(filePath, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EISDIR')) {
+      throw new ObjectNotFoundError(key);
+    }
+    throw err;
+  }
+}
+
+/** Fills the buffers in order from position with readv; a part is cut short if the file is. */
+async function readvFully(handle: FileHandle, position: number, parts: Buffer[]): Promise<Buffer[]> {
+  let index = 0;
+  let offset = 0; // into parts[index]
+  while (index < parts.length) {
+    if (offset === parts[index]!.length) {
+      index++;
+      offset = 0;
+      continue;
+    }
+    const batch = [parts[index]!.subarray(offset), ...parts.slice(index + 1, index + MAX_READV_BUFFERS)];
+    const { bytesRead } = await handle.readv(batch, position);
+    if (bytesRead === 0) {
+      // Truncated underneath us: what was read stays, the rest is cut off.
+      parts[index] = parts[index]!.subarray(0, offset);
+      for (let i = index + 1; i < parts.length; i++) parts[i] = parts[i]!.subarray(0, 0);
+      return parts;
+    }
+    position += bytesRead;
+    let left = bytesRead;
+    while (left > 0) {
+      const room = parts[index]!.length - offset;
+      if (left < room) {
+        offset += left;
+        left = 0;
+      } else {
+        left -= room;
+        index++;
+        offset = 0;
+      }
+    }
+  }
+  return parts;
 }
 
 async function readFully(handle: FileHandle, position: number, length: number): Promise<Buffer> {

@@ -33,6 +33,12 @@ export interface ObjectStore {
    * Rejects with ObjectNotFoundError when the object does not exist.
    */
   get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer>;
+  /**
+   * Optional (use readParts): reads consecutive ranges of an object, lengths[0] bytes from start,
+   * then lengths[1] bytes, ..., each into a buffer of its own, as one read. Bytes past the end of
+   * the object are not returned (a part is shorter, possibly empty). Errors as get().
+   */
+  getParts?(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]>;
   /** Size of an object, or undefined when it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with prefix, in key order. */
@@ -40,6 +46,37 @@ export interface ObjectStore {
   /** Deletes the objects; deleting a missing key is not an error. */
   delete(keys: string[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Bytes copied between two yields to the event loop when readParts splits a get() by copying. */
+const SPLIT_YIELD_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Consecutive ranges of an object, each in a buffer that owns its memory (so that dropping one
+ * frees it): the store's getParts when it has one (the local store reads them in place), else one
+ * get() whose bytes are copied part by part.
+ */
+export async function readParts(store: ObjectStore, key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+  if (store.getParts !== undefined) return store.getParts(key, start, lengths);
+  let total = 0;
+  for (const length of lengths) total += length;
+  const span = await store.get(key, { start, endExclusive: start + total });
+  if (lengths.length === 1) return [span];
+  const parts: Buffer[] = [];
+  let at = 0;
+  let sinceYield = 0;
+  for (const length of lengths) {
+    const part = Buffer.allocUnsafeSlow(Math.max(0, Math.min(length, span.length - at)));
+    span.copy(part, 0, at, at + part.length);
+    parts.push(part);
+    at += part.length;
+    sinceYield += part.length;
+    if (sinceYield >= SPLIT_YIELD_BYTES) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return parts;
 }
 
 export class ObjectNotFoundError extends Error {

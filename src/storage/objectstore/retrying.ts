@@ -9,7 +9,7 @@
 // 408/429, and errors that say `retryable: false`. Throttling (429, 503 SlowDown) backs off
 // slowDownFactor times longer.
 
-import { bodyLength } from './objectstore.ts';
+import { bodyLength, readParts } from './objectstore.ts';
 import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 import { httpStatusOf, isObjectNotFound, sleep } from './util.ts';
 
@@ -78,6 +78,10 @@ export class RetryingObjectStore implements ObjectStore {
   get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
     const bytes = range === undefined ? 0 : range.endExclusive - range.start;
     return this.run('get', bytes, () => this.inner.get(key, range));
+  }
+
+  getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+    return this.run('get', lengths.reduce((sum, length) => sum + length, 0), () => readParts(this.inner, key, start, lengths));
   }
 
   head(key: string): Promise<ObjectInfo | undefined> {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
-import { ObjectNotFoundError } from '../../../src/storage/objectstore/objectstore.ts';
+import { ObjectNotFoundError, readParts } from '../../../src/storage/objectstore/objectstore.ts';
 import type { ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
 import { createObjectStore } from '../../../src/storage/objectstore/index.ts';
@@ -79,6 +79,26 @@ function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>
       expect((await store.get('range/ten', { start: 30, endExclusive: 40 })).length).toBe(0);
       expect((await store.get('range/ten', { start: 4, endExclusive: 4 })).length).toBe(0);
       await expect(store.get('range/ten', { start: 5, endExclusive: 4 })).rejects.toThrow(RangeError);
+    });
+
+    it('reads consecutive parts of an object into buffers of their own, clipped at its end', async () => {
+      const body = randomBytes(3 * 1024 * 1024);
+      await store.put('parts/a', body);
+      const lengths = [1024 * 1024, 10, 0, 2 * 1024 * 1024];
+      const parts = await readParts(store, 'parts/a', 1000, lengths);
+      expect(parts.map((p) => p.length)).toEqual([1024 * 1024, 10, 0, body.length - 1000 - 1024 * 1024 - 10]);
+      let at = 1000;
+      for (const part of parts) {
+        expect(part.equals(body.subarray(at, at + part.length))).toBe(true);
+        at += part.length;
+        // Its own memory: dropping it frees it, whatever happens to the other parts.
+        expect(part.byteOffset).toBe(0);
+        expect(part.buffer.byteLength).toBe(part.length);
+      }
+      // More parts than one readv takes (IOV_MAX is 1024).
+      const many = await readParts(store, 'parts/a', 0, Array.from({ length: 1500 }, () => 100));
+      expect(Buffer.concat(many).equals(body.subarray(0, 150_000))).toBe(true);
+      await expect(readParts(store, 'parts/missing', 0, [10, 10])).rejects.toBeInstanceOf(ObjectNotFoundError);
     });
 
     it('reports a missing key as ObjectNotFoundError on get, undefined on head', async () => {
@@ -187,6 +207,9 @@ describe('createObjectStore', () => {
     const store = await createObjectStore({ kind: 'local', rootDir: path.join(rootDir, 'objects') });
     await store.put('k', Buffer.from('v'));
     expect((await store.get('k')).toString()).toBe('v');
+    // Through the decorators (retries, metrics) as from the store itself.
+    expect(store.getParts).toBeDefined();
+    expect((await readParts(store, 'k', 0, [1, 5])).map((p) => p.toString())).toEqual(['v', '']);
     await store.close();
   });
 
