@@ -15,8 +15,6 @@
 // A catch-up counts as running while its GETs run or wait: a paced one may start none in an
 // interval (one large read-ahead GET's debt can outlast it).
 
-import { Gauge, register } from 'prom-client';
-
 /** What the guard reads and sets of the catch-up limiter (CatchUpLimiter). */
 export interface PacedReads {
   /** Bytes of the catch-up GETs admitted since the previous call. */
@@ -61,7 +59,6 @@ export class TailGuard {
     this.intervalMs = options.intervalMs ?? DEFAULT_TAIL_GUARD_INTERVAL_MS;
     this.minBytesPerSecond = options.minBytesPerSecond ?? DEFAULT_TAIL_GUARD_MIN_BYTES_PER_SECOND;
     this.startBytesPerSecond = Math.max(this.minBytesPerSecond, options.startBytesPerSecond ?? DEFAULT_TAIL_GUARD_START_BYTES_PER_SECOND);
-    reportPace(limiter);
   }
 
   start(): void {
@@ -112,21 +109,4 @@ export class TailGuard {
 function quantile(values: Float64Array, q: number): number {
   const sorted = Float64Array.from(values).sort();
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-const PACE = 'wharf_catchup_pace_bytes_per_second';
-let paceSource: PacedReads | undefined;
-
-function reportPace(limiter: PacedReads): void {
-  paceSource = limiter;
-}
-
-if (register.getSingleMetric(PACE) === undefined) {
-  new Gauge({
-    name: PACE,
-    help: 'Pace of catch-up reads set by the tail guard while produce latency suffers (+Inf: not paced).',
-    collect() {
-      if (paceSource !== undefined) this.set(paceSource.paceBytesPerSecond());
-    },
-  });
 }

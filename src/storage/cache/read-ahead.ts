@@ -703,6 +703,7 @@ class BlockCursor {
 //   wharf_read_ahead_bytes_total         bytes of blocks fetched ahead of readers
 //   wharf_catchup_inflight_bytes         gauge: bytes of catch-up GETs in flight
 //   wharf_catchup_queued_gets{priority}  gauge: catch-up GETs waiting for the budget
+//   wharf_catchup_pace_bytes_per_second  gauge: the pace the tail guard set (+Inf: none)
 
 const readAheadBytesTotal =
   (register.getSingleMetric('wharf_read_ahead_bytes_total') as Counter | undefined) ??
@@ -720,6 +721,16 @@ if (register.getSingleMetric('wharf_catchup_inflight_bytes') === undefined) {
     help: 'Bytes of catch-up (log-cache miss) GETs in flight.',
     collect() {
       if (limiterSource !== undefined) this.set(limiterSource.stats().inflightBytes);
+    },
+  });
+}
+
+if (register.getSingleMetric('wharf_catchup_pace_bytes_per_second') === undefined) {
+  new Gauge({
+    name: 'wharf_catchup_pace_bytes_per_second',
+    help: 'Pace of catch-up reads set by the tail guard while produce latency suffers (+Inf: not paced).',
+    collect() {
+      if (limiterSource !== undefined) this.set(limiterSource.paceBytesPerSecond());
     },
   });
 }
