@@ -406,28 +406,6 @@ export class DataObjectReader {
   }
 
   /**
-   * One ranged GET of blocks first..last (inclusive, in index order); returns each block as a
-   * slice of the one buffer read.
-   */
-  async readBlocks(first: number, last: number): Promise<Buffer[]> {
-    if (!(first >= 0 && first <= last && last < this.blockCount)) {
-      throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
-    }
-    const start = this.positions[first]!;
-    const end = this.positions[last]! + this.blockSizes[last]!;
-    const span = await this.store.get(this.key, { start, endExclusive: end });
-    if (span.length !== end - start) {
-      throw new CorruptDataObjectError(this.key, `blocks at ${start}: read ${span.length} of ${end - start} bytes`);
-    }
-    const blocks: Buffer[] = [];
-    for (let i = first; i <= last; i++) {
-      const at = this.positions[i]! - start;
-      blocks.push(span.subarray(at, at + this.blockSizes[i]!));
-    }
-    return blocks;
-  }
-
-  /**
    * Blocks first..last (adjacent in the object) with one ranged read, each in a buffer of its
    * own (readParts), so that the block cache frees each block's memory when it evicts it.
    */

@@ -43,32 +43,19 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
-    this.checkOpen();
-    const filePath = this.pathOf(key);
     if (range !== undefined) checkRange(range);
-    const handle = await openObject(filePath, key);
-    try {
-      const { size } = await handle.stat();
+    return this.readObject(key, (handle, size) => {
       const start = range === undefined ? 0 : Math.min(range.start, size);
       const end = range === undefined ? size : Math.min(range.endExclusive, size);
-      return await readFully(handle, start, end - start);
-    } catch (err) {
-      if (isErrno(err, 'EISDIR')) throw new ObjectNotFoundError(key);
-      throw err;
-    } finally {
-      await handle.close();
-    }
+      return readFully(handle, start, end - start);
+    });
   }
 
   async getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
-    this.checkOpen();
-    const filePath = this.pathOf(key);
     if (!(Number.isSafeInteger(start) && start >= 0) || !lengths.every((l) => Number.isSafeInteger(l) && l >= 0)) {
       throw new RangeError(`invalid parts: from ${start}, lengths ${JSON.stringify(lengths)}`);
     }
-    const handle = await openObject(filePath, key);
-    try {
-      const { size } = await handle.stat();
+    return this.readObject(key, (handle, size) => {
       // Each part in a buffer of its own (allocUnsafeSlow: never a slice of Node's shared pool).
       let at = Math.min(start, size);
       const parts = lengths.map((length) => {
@@ -76,13 +63,8 @@ export class LocalObjectStore implements ObjectStore {
         at += part.length;
         return part;
       });
-      return await readvFully(handle, Math.min(start, size), parts);
-    } catch (err) {
-      if (isErrno(err, 'EISDIR')) throw new ObjectNotFoundError(key);
-      throw err;
-    } finally {
-      await handle.close();
-    }
+      return readvFully(handle, Math.min(start, size), parts);
+    });
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -119,6 +101,30 @@ export class LocalObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+
+  /** Runs read on the object's open file and its size; a missing object is ObjectNotFoundError. */
+  private async readObject<T>(key: string, read: (handle: FileHandle, size: number) => Promise<T>): Promise<T> {
+    this.checkOpen();
+    const filePath = this.pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(filePath, 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EISDIR')) {
+        throw new ObjectNotFoundError(key);
+      }
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      return await read(handle, size);
+    } catch (err) {
+      if (isErrno(err, 'EISDIR')) throw new ObjectNotFoundError(key);
+      throw err;
+    } finally {
+      await handle.close();
+    }
   }
 
   private checkOpen(): void {
@@ -265,18 +271,6 @@ async function fsyncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-/** Opens an object's file for reading; a missing one is ObjectNotFoundError. */
-async function openObject(filePath: string, key: string): Promise<FileHandle> {
-  try {
-    return await fs.open(filePath, 'r');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EISDIR')) {
-      throw new ObjectNotFoundError(key);
-    }
-    throw err;
   }
 }
 

@@ -2,6 +2,8 @@
 // interface; retries, metrics and fault injection are decorators around it (SlateDB style),
 // never code inside one implementation.
 
+import { setImmediate } from 'node:timers/promises';
+
 export interface ObjectInfo {
   key: string;
   sizeBytes: number;
@@ -73,7 +75,7 @@ export async function readParts(store: ObjectStore, key: string, start: number, 
     sinceYield += part.length;
     if (sinceYield >= SPLIT_YIELD_BYTES) {
       sinceYield = 0;
-      await new Promise((resolve) => setImmediate(resolve));
+      await setImmediate();
     }
   }
   return parts;
