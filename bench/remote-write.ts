@@ -14,15 +14,20 @@
 //      connection. A broker (child process, like bench/produce.ts) and a Prometheus each get the same
 //      payloads: first a warm-up share, then the measured rest. Wharf answers after the records
 //      are durable (acks=all, WAL fdatasync); Prometheus after appending to its head and WAL
-//      (no fsync per request). BENCH_RW_ROUNDS rounds alternate the two, each on a fresh process
-//      and storage; a receiver's figures are its best round. Also reported: each receiver's CPU
-//      time (all threads, from /proc) per million samples, which other load disturbs less, and
-//      Wharf's main-thread share of it (the JS thread, which bounds its throughput).
+//      (no fsync per request). Wharf is measured twice: `wharf`, the default single-node pipeline,
+//      whose stream-to-table writer converts the same samples to Parquet on the same 2 cores while
+//      they arrive; and `wharf_ingest_only`, the receiver into topics alone (table.enable=false: a
+//      node that only ingests, its tables written elsewhere or not at all). BENCH_RW_ROUNDS rounds
+//      alternate the receivers, each on a fresh process and storage; a receiver's figures are its
+//      best round. Also reported: each receiver's CPU time (all threads, from /proc) per million
+//      samples, which other load disturbs less; Wharf's main-thread share of it (the JS thread,
+//      which bounds its throughput); and Wharf's CPU by kind of thread (the JS thread, V8's GC
+//      helpers, libuv's pool, the table writer's workers).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import protobuf from 'protobufjs';
@@ -42,7 +47,7 @@ const WARMUP_REQUESTS = setting('BENCH_RW_WARMUP_REQUESTS', 20);
 const DECODER_SECONDS = setting('BENCH_RW_DECODER_SECONDS', 2);
 const SCRAPE_STEP_MS = 10_000;
 /** Which receivers to measure (both by default), and extra Node flags for the broker (e.g. --cpu-prof). */
-const TARGETS = (process.env.BENCH_RW_TARGETS ?? 'prometheus,wharf').split(',');
+const TARGETS = (process.env.BENCH_RW_TARGETS ?? 'prometheus,wharf,wharf_ingest_only').split(',');
 const ROUNDS = setting('BENCH_RW_ROUNDS', 2);
 const BROKER_EXTRA_FLAGS = (process.env.BENCH_RW_BROKER_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
 
@@ -285,15 +290,21 @@ async function waitHttp(url: string, child: ChildProcess, what: string): Promise
   throw new Error(`${what} did not become ready`);
 }
 
-async function startWharf(dataDir: string): Promise<Target> {
-  const { child, httpPort } = await startBrokerProcess({ dataDir, nodeFlags: BROKER_EXTRA_FLAGS });
+/** The table writer's setting for each Wharf target: on (the default pipeline) or off. */
+const WHARF_TARGETS: Record<string, Record<string, string>> = {
+  wharf: {},
+  wharf_ingest_only: { WHARF_TABLE_ENABLE: 'false' },
+};
+
+async function startWharf(name: string, dataDir: string): Promise<Target> {
+  const { child, httpPort } = await startBrokerProcess({ dataDir, nodeFlags: BROKER_EXTRA_FLAGS, env: WHARF_TARGETS[name] });
   const writeUrl = `http://127.0.0.1:${httpPort}/api/v1/write`;
   const probe = await fetch(writeUrl, { method: 'POST', body: compressSync(Buffer.alloc(0)), headers: { 'content-type': 'application/x-protobuf', 'content-encoding': 'snappy' } });
   if (probe.status === 404) {
     child.kill('SIGKILL');
     throw new Error('the broker does not serve POST /api/v1/write: startRemoteWrite is not wired into src/cli/main.ts');
   }
-  return { name: 'wharf', writeUrl, child, rssUrl: `http://127.0.0.1:${httpPort}/metrics` };
+  return { name, writeUrl, child, rssUrl: `http://127.0.0.1:${httpPort}/metrics` };
 }
 
 async function startPrometheusReceiver(dir: string): Promise<Target> {
@@ -365,32 +376,72 @@ async function sendAll(target: Target, workload: Workload, from: number, to: num
   return { samplesPerSecond: (CLIENTS * (to - from) * SERIES_PER_REQUEST) / seconds, seconds, latenciesMs: latenciesMs.sort((a, b) => a - b) };
 }
 
+/** utime + stime in seconds from a /proc stat line (clock ticks, USER_HZ = 100). */
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /**
  * CPU seconds (user + system) a process has used so far, from /proc: all its threads, or with
  * `mainThreadOnly` its main thread (Node's JS thread, the one a broker cannot spread).
  */
 async function cpuSeconds(pid: number, mainThreadOnly = false): Promise<number> {
-  const stat = await readFile(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  return statCpuSeconds(await readFile(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8'));
 }
 
-interface TargetRun extends RunResult { cpuSecondsPerMillion: number; mainThreadCpuSecondsPerMillion: number; rssMiB: number }
+/** Node's thread names (comm), by the kind of work they do. */
+const THREAD_KINDS: Record<string, string> = {
+  MainThread: 'js_main', V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'table_workers',
+};
+
+/** CPU seconds used so far by each live thread of a process, by tid, with its kind. */
+async function threadCpuSeconds(pid: number): Promise<Map<string, { kind: string; seconds: number }>> {
+  const threads = new Map<string, { kind: string; seconds: number }>();
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue; // the thread has exited
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    threads.set(tid, { kind: THREAD_KINDS[comm] ?? 'other', seconds: statCpuSeconds(stat) });
+  }
+  return threads;
+}
+
+/** CPU seconds by kind of thread between two snapshots (a thread started in between counts from 0). */
+function cpuByKind(before: Map<string, { kind: string; seconds: number }>, after: Map<string, { kind: string; seconds: number }>): Record<string, number> {
+  const byKind: Record<string, number> = {};
+  for (const [tid, { kind, seconds }] of after) byKind[kind] = (byKind[kind] ?? 0) + seconds - (before.get(tid)?.seconds ?? 0);
+  return byKind;
+}
+
+interface TargetRun extends RunResult {
+  cpuSecondsPerMillion: number;
+  mainThreadCpuSecondsPerMillion: number;
+  /** Wharf only: CPU seconds per million samples by kind of thread. */
+  cpuByKindPerMillion: Record<string, number>;
+  rssMiB: number;
+}
 
 /** Warm-up share, then the measured requests; the process's CPU time is read around the latter. */
 async function ingestRun(target: Target, workload: Workload): Promise<TargetRun> {
   await sendAll(target, workload, 0, WARMUP_REQUESTS);
-  const cpuBefore = await cpuSeconds(target.child.pid!);
-  const mainCpuBefore = await cpuSeconds(target.child.pid!, true);
+  const pid = target.child.pid!;
+  const isWharf = target.name !== 'prometheus';
+  const threadsBefore = isWharf ? await threadCpuSeconds(pid) : new Map();
+  const cpuBefore = await cpuSeconds(pid);
+  const mainCpuBefore = await cpuSeconds(pid, true);
   const result = await sendAll(target, workload, WARMUP_REQUESTS, REQUESTS_PER_CLIENT);
-  const cpuUsed = (await cpuSeconds(target.child.pid!)) - cpuBefore;
-  const mainCpuUsed = (await cpuSeconds(target.child.pid!, true)) - mainCpuBefore;
+  const cpuUsed = (await cpuSeconds(pid)) - cpuBefore;
+  const mainCpuUsed = (await cpuSeconds(pid, true)) - mainCpuBefore;
+  const byKind = isWharf ? cpuByKind(threadsBefore, await threadCpuSeconds(pid)) : {};
   const measuredSamples = CLIENTS * (REQUESTS_PER_CLIENT - WARMUP_REQUESTS) * SERIES_PER_REQUEST;
-  const rssMetric = target.name === 'wharf' ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
+  const cpuByKindPerMillion = Object.fromEntries(Object.entries(byKind).map(([kind, seconds]) => [kind, (seconds / measuredSamples) * 1e6]));
+  const rssMetric = isWharf ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
   console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms`);
   return {
-    ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, mainThreadCpuSecondsPerMillion: (mainCpuUsed / measuredSamples) * 1e6, rssMiB,
+    ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, mainThreadCpuSecondsPerMillion: (mainCpuUsed / measuredSamples) * 1e6,
+    cpuByKindPerMillion, rssMiB,
   };
 }
 
@@ -402,7 +453,14 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
   report(`${name}_p50_ms`, percentile(best.latenciesMs, 0.5), 'ms');
   report(`${name}_p99_ms`, percentile(best.latenciesMs, 0.99), 'ms');
   report(`${name}_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuSecondsPerMillion)), 'cpu_s');
-  if (name === 'wharf') report('wharf_main_thread_cpu_s_per_million_samples', Math.min(...runs.map((r) => r.mainThreadCpuSecondsPerMillion)), 'cpu_s');
+  if (name !== 'prometheus') {
+    report(`${name}_main_thread_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.mainThreadCpuSecondsPerMillion)), 'cpu_s');
+    // The split of the round with the least CPU in all, so that its parts add up.
+    const leanest = runs.reduce((a, b) => (b.cpuSecondsPerMillion < a.cpuSecondsPerMillion ? b : a));
+    for (const kind of ['js_main', 'v8_helpers', 'libuv_pool', 'table_workers', 'other']) {
+      report(`${name}_cpu_s_per_million_samples_${kind}`, leanest.cpuByKindPerMillion[kind] ?? 0, 'cpu_s');
+    }
+  }
   report(`${name}_rss_after_mib`, best.rssMiB, 'MiB');
   return best;
 }
@@ -424,33 +482,35 @@ async function main(): Promise<void> {
   try {
     // Rounds alternate the two receivers, each a fresh process on fresh storage, so that load
     // from elsewhere on the machine falls on both alike.
-    const runs: Record<string, TargetRun[]> = { prometheus: [], wharf: [] };
+    const runs: Record<string, TargetRun[]> = Object.fromEntries(TARGETS.map((t) => [t, []]));
     for (let round = 1; round <= ROUNDS; round++) {
-      if (TARGETS.includes('prometheus')) {
-        console.log(`# round ${round}: Prometheus --web.enable-remote-write-receiver`);
-        const prometheus = await startPrometheusReceiver(path.join(work, `prometheus-${round}`));
-        try {
-          runs.prometheus!.push(await ingestRun(prometheus, workload));
-        } finally {
-          await stopTarget(prometheus);
+      for (const name of TARGETS) {
+        const dir = path.join(work, `${name}-${round}`);
+        let target: Target;
+        if (name === 'prometheus') {
+          console.log(`# round ${round}: Prometheus --web.enable-remote-write-receiver`);
+          target = await startPrometheusReceiver(dir);
+        } else if (name in WHARF_TARGETS) {
+          console.log(`# round ${round}: ${name}, /api/v1/write (acks=all)${name === 'wharf' ? ', table writer on (default)' : ', table.enable=false'}`);
+          target = await startWharf(name, dir);
+        } else {
+          throw new Error(`BENCH_RW_TARGETS: unknown target ${name} (prometheus, ${Object.keys(WHARF_TARGETS).join(', ')})`);
         }
-      }
-      if (TARGETS.includes('wharf')) {
-        console.log(`# round ${round}: Wharf /api/v1/write (acks=all)`);
-        const wharf = await startWharf(path.join(work, `wharf-${round}`));
         try {
-          runs.wharf!.push(await ingestRun(wharf, workload));
+          runs[name]!.push(await ingestRun(target, workload));
         } finally {
-          await stopTarget(wharf);
+          await stopTarget(target);
         }
       }
     }
-    const prometheusBest = runs.prometheus!.length > 0 ? reportTarget('prometheus', runs.prometheus!) : undefined;
-    const wharfBest = runs.wharf!.length > 0 ? reportTarget('wharf', runs.wharf!) : undefined;
-    if (prometheusBest && wharfBest) {
-      report('wharf_vs_prometheus_ratio', wharfBest.samplesPerSecond / prometheusBest.samplesPerSecond, 'x');
-      report('wharf_vs_prometheus_cpu_per_sample_ratio', runs.prometheus!.map((r) => r.cpuSecondsPerMillion).reduce((a, b) => Math.min(a, b))
-        / runs.wharf!.map((r) => r.cpuSecondsPerMillion).reduce((a, b) => Math.min(a, b)), 'x');
+    const best = Object.fromEntries(TARGETS.map((name) => [name, reportTarget(name, runs[name]!)]));
+    const leastCpu = (name: string): number => Math.min(...runs[name]!.map((r) => r.cpuSecondsPerMillion));
+    if (best.prometheus) {
+      for (const name of Object.keys(WHARF_TARGETS)) {
+        if (!best[name]) continue;
+        report(`${name}_vs_prometheus_ratio`, best[name].samplesPerSecond / best.prometheus.samplesPerSecond, 'x');
+        report(`${name}_vs_prometheus_cpu_per_sample_ratio`, leastCpu('prometheus') / leastCpu(name), 'x');
+      }
     }
   } finally {
     await rm(work, { recursive: true, force: true });
