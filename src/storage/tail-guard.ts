@@ -3,10 +3,15 @@
 // the consumer's own work on a shared host) that the produce path then waits for. Every
 // intervalMs the guard looks at the appends made in that interval, from append to durable, and
 // sets the pace of catch-up GETs (CatchUpLimiter):
-// - no appends: no producer to protect, no pace;
+// - no appends: no latency to protect, so the pace grows by a quarter per interval, and after
+//   liftAfterIdleIntervals intervals in a row without appends (10 s by default) it is lifted (a
+//   shorter pause, between a producer's bursts, leaves the replay paced when they resume);
 // - appends but no catch-up reads: the pace is set to startBytesPerSecond, so that a replay that
 //   begins while producers write starts there (and grows) instead of bursting unpaced for the
 //   interval the guard needs to see it;
+// - appends and an unpaced catch-up (one that began while no producer wrote): the replay is taken
+//   as running at startBytesPerSecond, paced there (or below, as next) at once and grown from
+//   there, rather than left at full speed until the appends' p99 has already passed the target;
 // - appends and catch-up reads, and the appends' p99 past targetMs: the pace is cut in
 //   proportion (targetMs / p99, at most a halving, from the rate catch-up reads had when they
 //   had less), never below minBytesPerSecond nor below 1.5 times the rate the appends wrote in
@@ -29,6 +34,13 @@ export const DEFAULT_TAIL_GUARD_TARGET_MS = 5;
 export const DEFAULT_TAIL_GUARD_INTERVAL_MS = 250;
 export const DEFAULT_TAIL_GUARD_MIN_BYTES_PER_SECOND = 16 * 1024 * 1024;
 export const DEFAULT_TAIL_GUARD_START_BYTES_PER_SECOND = 64 * 1024 * 1024;
+/**
+ * Intervals without appends after which the pace is lifted: 10 s at the default interval. Gaps of
+ * seconds between appends are normal for telemetry (an OpenTelemetry SDK's batch processor
+ * exports every 5 s, a Prometheus remote-write shard sends every few seconds at low volume): a
+ * replay let loose in such a gap would burst just as the next export arrives.
+ */
+export const DEFAULT_TAIL_GUARD_LIFT_AFTER_IDLE_INTERVALS = 40;
 /** Appends' latencies kept per interval for the p90 (a sample of them past this many). */
 const MAX_SAMPLES = 4096;
 
@@ -39,6 +51,8 @@ export interface TailGuardOptions {
   minBytesPerSecond?: number;
   /** Pace a catch-up starts at while producers write. */
   startBytesPerSecond?: number;
+  /** Intervals in a row without appends after which the pace is lifted. */
+  liftAfterIdleIntervals?: number;
 }
 
 export class TailGuard {
@@ -47,6 +61,9 @@ export class TailGuard {
   private readonly minBytesPerSecond: number;
   private readonly startBytesPerSecond: number;
   private readonly intervalMs: number;
+  private readonly liftAfterIdleIntervals: number;
+  /** Intervals in a row that had no appends. */
+  private idleIntervals = 0;
   private readonly samples = new Float64Array(MAX_SAMPLES);
   private sampleCount = 0;
   private seen = 0;
@@ -59,6 +76,7 @@ export class TailGuard {
     this.intervalMs = options.intervalMs ?? DEFAULT_TAIL_GUARD_INTERVAL_MS;
     this.minBytesPerSecond = options.minBytesPerSecond ?? DEFAULT_TAIL_GUARD_MIN_BYTES_PER_SECOND;
     this.startBytesPerSecond = Math.max(this.minBytesPerSecond, options.startBytesPerSecond ?? DEFAULT_TAIL_GUARD_START_BYTES_PER_SECOND);
+    this.liftAfterIdleIntervals = Math.max(1, options.liftAfterIdleIntervals ?? DEFAULT_TAIL_GUARD_LIFT_AFTER_IDLE_INTERVALS);
   }
 
   start(): void {
@@ -95,13 +113,18 @@ export class TailGuard {
     const floor = Math.max(this.minBytesPerSecond, (1.5 * this.appendedBytes * 1000) / this.intervalMs);
     this.appendedBytes = 0;
     const catchingUp = catchUpBytes > 0 || this.limiter.hasDemand();
+    this.idleIntervals = appends === 0 ? this.idleIntervals + 1 : 0;
     let next: number;
-    if (appends === 0) next = Infinity;
+    if (appends === 0) next = this.idleIntervals >= this.liftAfterIdleIntervals ? Infinity : pace * 1.25;
     else if (!catchingUp) next = Math.max(floor, this.startBytesPerSecond);
-    else if (p99 > this.targetMs) {
-      const from = catchUpBytes > 0 ? Math.min(pace, catchUpRate) : pace === Infinity ? this.startBytesPerSecond : pace;
-      next = Math.max(floor, from * Math.min(0.5, this.targetMs / p99));
-    } else next = pace * 1.25;
+    else {
+      // An unpaced replay (begun while no producer wrote) is taken as running at the start pace.
+      const current = pace === Infinity ? this.startBytesPerSecond : pace;
+      if (p99 > this.targetMs) {
+        const from = catchUpBytes > 0 ? Math.min(current, catchUpRate) : current;
+        next = Math.max(floor, from * Math.min(0.5, this.targetMs / p99));
+      } else next = pace === Infinity ? Math.max(floor, current) : pace * 1.25;
+    }
     if (next !== pace) this.limiter.setPace(next);
   }
 }

@@ -36,11 +36,11 @@ describe('catch-up pace', () => {
 });
 
 describe('tail guard', () => {
-  it('cuts the catch-up pace while appends are slow, grows it back while they are not, starts it low while producers write, and lifts it without producers', () => {
+  it('cuts the catch-up pace while appends are slow, grows it back while they are not, starts it low while producers write (also for a replay already running), and lifts it once producers have paused a while', () => {
     // The limiter's side as the guard sees it: bytes admitted per interval, waiting GETs, the pace.
     const reads = {
       admitted: 0,
-      pace: Infinity,
+      pace: 512 * MiB, // grown that far already
       waiting: false,
       hasDemand(): boolean {
         return this.waiting;
@@ -58,14 +58,16 @@ describe('tail guard', () => {
       },
     };
     const intervalS = 0.25;
-    const guard = new TailGuard(reads, { targetMs: 5, intervalMs: intervalS * 1000, minBytesPerSecond: MiB, startBytesPerSecond: 8 * MiB });
+    const guard = new TailGuard(reads, {
+      targetMs: 5, intervalMs: intervalS * 1000, minBytesPerSecond: MiB, startBytesPerSecond: 8 * MiB, liftAfterIdleIntervals: 4,
+    });
     const catchUpAt = (bytesPerSecond: number): void => {
       reads.admitted += bytesPerSecond * intervalS;
     };
     guard.start();
     try {
-      // Catch-up at 256 MiB/s while the appends' p99 is 20 ms, four times the target: the pace
-      // is cut to a quarter of that rate.
+      // Catch-up at 256 MiB/s (under its pace) while the appends' p99 is 20 ms, four times the
+      // target: the pace is cut to a quarter of that rate.
       catchUpAt(256 * MiB);
       for (let i = 0; i < 200; i++) guard.observe(i < 190 ? 1 : 20);
       guard.tick();
@@ -95,11 +97,32 @@ describe('tail guard', () => {
       guard.tick();
       expect(reads.pace).toBe(MiB); // cut from the pace, to the floor
       reads.waiting = false;
-      // An interval without appends: nobody to protect, the pace is lifted.
+      // A pause of the producers shorter than the lift delay (4 intervals) grows the pace ...
+      for (let round = 1; round <= 3; round++) {
+        catchUpAt(MiB);
+        guard.tick();
+        expect(reads.pace).toBe(MiB * 1.25 ** round);
+      }
+      // ... a longer one has nobody to protect: the pace is lifted.
       catchUpAt(MiB);
       guard.tick();
       expect(reads.pace).toBe(Infinity);
+      // The replay runs unpaced; producers come back, and even with their p99 within the target
+      // the replay drops to the start pace at once (it grows from there while they stay fast).
+      catchUpAt(512 * MiB);
+      for (let i = 0; i < 100; i++) guard.observe(1);
+      guard.tick();
+      expect(reads.pace).toBe(8 * MiB);
+      // Unpaced again, and the producers come back slow: cut from the start pace.
+      for (let round = 0; round < 4; round++) guard.tick();
+      expect(reads.pace).toBe(Infinity);
+      catchUpAt(512 * MiB);
+      for (let i = 0; i < 100; i++) guard.observe(10);
+      guard.tick();
+      expect(reads.pace).toBe(4 * MiB);
       // Appends but no catch-up reads: the pace a replay would start at.
+      for (let round = 0; round < 4; round++) guard.tick();
+      expect(reads.pace).toBe(Infinity);
       for (let i = 0; i < 100; i++) guard.observe(50);
       guard.tick();
       expect(reads.pace).toBe(8 * MiB);
