@@ -251,7 +251,6 @@ export class TopicTableWriter {
     }
   }
 
-  /** Writes the buffered rows as Parquet files and commits one snapshot per table. */
   /**
    * Writes the buffered rows as Parquet files (in the workers) and starts putting and committing
    * them, one snapshot per table, with the offsets read so far; the workers go on converting in

@@ -53,8 +53,11 @@ export const DEFAULT_MAX_TRACKED_READERS = 4096;
 const MAX_QUEUED_READ_AHEAD = 256;
 /** Objects asked of metadata per read: how far one read (and its read-ahead) can reach. */
 const OBJECTS_PER_READ = 8;
-/** Copying blocks out of a large GET yields to the event loop after this many bytes. */
-const COPY_SLICE_BYTES = 8 * 1024 * 1024;
+/**
+ * Copying blocks out of a large GET yields to the event loop after this many bytes: copying 8 MiB
+ * into new buffers held the loop 3-10 ms (page faults of fresh memory), in front of produces.
+ */
+const COPY_SLICE_BYTES = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Read-ahead windows and sequential readers

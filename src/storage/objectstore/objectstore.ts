@@ -50,8 +50,8 @@ export interface ObjectStore {
   close(): Promise<void>;
 }
 
-/** Bytes copied between two yields to the event loop when readParts splits a get() by copying. */
-const SPLIT_YIELD_BYTES = 8 * 1024 * 1024;
+/** Bytes copied between two yields to the event loop when readParts splits a get() by copying (as COPY_SLICE_BYTES in read-ahead.ts). */
+const SPLIT_YIELD_BYTES = 1024 * 1024;
 
 /**
  * Consecutive ranges of an object, each in a buffer that owns its memory (so that dropping one
