@@ -1,7 +1,9 @@
 // An ObjectStore decorator for tests and benchmarks: counts GETs (in all and at once) and the
-// bytes they return on the way to another store, and can hold GETs back until released.
+// bytes they return on the way to another store, and can hold GETs back until released. A
+// getParts is one GET (the inner store's, or its get() split by readParts), and the inner store's
+// readsPartsInPlace is passed through, so that readers take the path they take on that store.
 
-import type { ObjectBody, ObjectInfo, ObjectStore } from '../../src/storage/objectstore/objectstore.ts';
+import { readParts, type ObjectBody, type ObjectInfo, type ObjectStore } from '../../src/storage/objectstore/objectstore.ts';
 
 export class CountingStore implements ObjectStore {
   gets = 0;
@@ -11,9 +13,12 @@ export class CountingStore implements ObjectStore {
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
   private readonly inner: ObjectStore;
+  readonly readsPartsInPlace: boolean;
 
-  constructor(inner: ObjectStore) {
+  /** `readsPartsInPlace`: what readers are told (the inner store's by default; false: as on S3). */
+  constructor(inner: ObjectStore, options: { readsPartsInPlace?: boolean } = {}) {
     this.inner = inner;
+    this.readsPartsInPlace = options.readsPartsInPlace ?? inner.readsPartsInPlace === true;
   }
 
   /** GETs from now on wait until release(). */
@@ -32,15 +37,29 @@ export class CountingStore implements ObjectStore {
     return this.inner.put(key, body);
   }
 
-  async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
+  get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
+    return this.counted(async () => {
+      const body = await this.inner.get(key, range);
+      this.bytesRead += body.length;
+      return body;
+    });
+  }
+
+  getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+    return this.counted(async () => {
+      const parts = await readParts(this.inner, key, start, lengths);
+      for (const part of parts) this.bytesRead += part.length;
+      return parts;
+    });
+  }
+
+  private async counted<T>(read: () => Promise<T>): Promise<T> {
     this.gets++;
     this.active++;
     this.peakActive = Math.max(this.peakActive, this.active);
     try {
       if (this.gate !== undefined) await this.gate;
-      const body = await this.inner.get(key, range);
-      this.bytesRead += body.length;
-      return body;
+      return await read();
     } finally {
       this.active--;
     }

@@ -536,11 +536,13 @@ export class CatchUpReader {
   /**
    * Opens an object through the index cache (one GET of its tail). For a sequential reader, an
    * object no larger than its window and (by estimate) mostly this stream's is read whole: its
-   * blocks of the stream are cached, owned by the window.
+   * blocks of the stream are cached, owned by the window. Not on a store that reads parts in
+   * place (local): there the tail read and then the blocks as parts, each read into its own
+   * buffer, cost one more small read but no second buffer and copy per block.
    */
   private openObject(ref: ObjectRef, streamId: number, priority: Priority, window: ReadAheadWindow | undefined): Promise<DataObjectReader> {
     return this.indexCache.open(ref.key, async () => {
-      const whole = window !== undefined && readWhole(ref, window);
+      const whole = window !== undefined && !this.objectStore.readsPartsInPlace && readWhole(ref, window);
       const tailReadBytes = whole ? ref.sizeBytes : DEFAULT_TAIL_READ_BYTES;
       const opened = await this.limiter.run(Math.min(tailReadBytes, ref.sizeBytes), priority, () =>
         DataObjectReader.openWithTail(this.objectStore, ref.key, ref.sizeBytes, { tailReadBytes }));

@@ -50,12 +50,14 @@ export class InjectedFaultError extends Error {
 
 export class FaultyObjectStore implements ObjectStore {
   private readonly inner: ObjectStore;
+  readonly readsPartsInPlace: boolean;
   private options: Required<Omit<FaultOptions, 'latencyMs' | 'ops'>> & Pick<FaultOptions, 'latencyMs' | 'ops'>;
   /** Faults injected so far, by kind. */
   readonly injected: Record<FaultKind, number> = { error: 0, slowDown: 0, timeout: 0 };
 
   constructor(inner: ObjectStore, options: FaultOptions = {}) {
     this.inner = inner;
+    this.readsPartsInPlace = inner.readsPartsInPlace === true;
     this.options = withDefaults(options);
   }
 

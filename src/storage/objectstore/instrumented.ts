@@ -46,9 +46,11 @@ const bytesTotal =
 
 export class InstrumentedObjectStore implements ObjectStore {
   private readonly inner: ObjectStore;
+  readonly readsPartsInPlace: boolean;
 
   constructor(inner: ObjectStore) {
     this.inner = inner;
+    this.readsPartsInPlace = inner.readsPartsInPlace === true;
   }
 
   async put(key: string, body: ObjectBody): Promise<void> {

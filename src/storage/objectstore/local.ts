@@ -20,6 +20,7 @@ const TEMP_PREFIX = '.wharf-tmp-';
 
 export class LocalObjectStore implements ObjectStore {
   readonly rootDir: string;
+  readonly readsPartsInPlace = true;
   private closed = false;
 
   constructor(rootDir: string) {

@@ -41,6 +41,13 @@ export interface ObjectStore {
    * the object are not returned (a part is shorter, possibly empty). Errors as get().
    */
   getParts?(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]>;
+  /**
+   * True when getParts reads each part straight into a buffer of its own (the local store's
+   * readv), so that reading blocks as parts costs no more than one get(); false or absent when
+   * parts are copied out of one get() (S3), where one GET of a whole small object is cheaper than
+   * a tail read and then its blocks.
+   */
+  readonly readsPartsInPlace?: boolean;
   /** Size of an object, or undefined when it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with prefix, in key order. */

@@ -47,6 +47,7 @@ const MiB = 1024 * 1024;
 
 export class RetryingObjectStore implements ObjectStore {
   private readonly inner: ObjectStore;
+  readonly readsPartsInPlace: boolean;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -58,6 +59,7 @@ export class RetryingObjectStore implements ObjectStore {
 
   constructor(inner: ObjectStore, options: RetryOptions = {}) {
     this.inner = inner;
+    this.readsPartsInPlace = inner.readsPartsInPlace === true;
     this.maxAttempts = options.maxAttempts ?? 5;
     this.baseDelayMs = options.baseDelayMs ?? 50;
     this.maxDelayMs = options.maxDelayMs ?? 2_000;
