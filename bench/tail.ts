@@ -30,7 +30,7 @@ const FETCH_BYTES = 'wharf_fetch_bytes_total';
 const GETS = 'wharf_object_store_requests_total{op="get"';
 const RSS = 'wharf_process_resident_memory_bytes';
 /** Bounds (s) of the broker's request duration histogram buckets, for the Produce p99 as the broker sees it. */
-const BUCKETS = ['0.0005', '0.001', '0.002', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1'];
+const BUCKETS = ['0.0005', '0.001', '0.002', '0.003', '0.004', '0.005', '0.0075', '0.01', '0.015', '0.025', '0.05', '0.1', '0.25', '0.5', '1'];
 const PRODUCE_BUCKETS = BUCKETS.map((le) => `wharf_kafka_request_duration_seconds_bucket{le="${le}",api="Produce"`);
 const PRODUCE_COUNT = 'wharf_kafka_request_duration_seconds_count{api="Produce"';
 
