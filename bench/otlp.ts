@@ -145,7 +145,6 @@ async function startBroker(dataDir: string): Promise<{ broker: BrokerProcess; ot
   return { broker, otlpUrl };
 }
 
-
 interface LoadResult { itemsPerSecond: number; requests: number; refused: number; failed: number; latenciesMs: number[] }
 
 /** CLIENTS closed-loop clients, each sending the next payload when its previous answer came. */

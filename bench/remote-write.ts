@@ -46,7 +46,7 @@ const REQUESTS_PER_CLIENT = setting('BENCH_RW_REQUESTS', 200);
 const WARMUP_REQUESTS = setting('BENCH_RW_WARMUP_REQUESTS', 20);
 const DECODER_SECONDS = setting('BENCH_RW_DECODER_SECONDS', 2);
 const SCRAPE_STEP_MS = 10_000;
-/** Which receivers to measure (both by default), and extra Node flags for the broker (e.g. --cpu-prof). */
+/** Which receivers to measure (all three by default), and extra Node flags for the broker (e.g. --cpu-prof). */
 const TARGETS = (process.env.BENCH_RW_TARGETS ?? 'prometheus,wharf,wharf_ingest_only').split(',');
 const ROUNDS = setting('BENCH_RW_ROUNDS', 2);
 const BROKER_EXTRA_FLAGS = (process.env.BENCH_RW_BROKER_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
@@ -382,17 +382,14 @@ function statCpuSeconds(stat: string): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/**
- * CPU seconds (user + system) a process has used so far, from /proc: all its threads, or with
- * `mainThreadOnly` its main thread (Node's JS thread, the one a broker cannot spread).
- */
-async function cpuSeconds(pid: number, mainThreadOnly = false): Promise<number> {
-  return statCpuSeconds(await readFile(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8'));
+/** CPU seconds (user + system) a process has used so far, all its threads, from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'));
 }
 
-/** Node's thread names (comm), by the kind of work they do. */
+/** Node's thread names (comm), by the kind of work they do; the main thread (tid = pid) is js_main. */
 const THREAD_KINDS: Record<string, string> = {
-  MainThread: 'js_main', V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'table_workers',
+  V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'table_workers',
 };
 
 /** CPU seconds used so far by each live thread of a process, by tid, with its kind. */
@@ -402,7 +399,7 @@ async function threadCpuSeconds(pid: number): Promise<Map<string, { kind: string
     const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
     if (stat === undefined) continue; // the thread has exited
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    threads.set(tid, { kind: THREAD_KINDS[comm] ?? 'other', seconds: statCpuSeconds(stat) });
+    threads.set(tid, { kind: tid === String(pid) ? 'js_main' : THREAD_KINDS[comm] ?? 'other', seconds: statCpuSeconds(stat) });
   }
   return threads;
 }
@@ -416,8 +413,7 @@ function cpuByKind(before: Map<string, { kind: string; seconds: number }>, after
 
 interface TargetRun extends RunResult {
   cpuSecondsPerMillion: number;
-  mainThreadCpuSecondsPerMillion: number;
-  /** Wharf only: CPU seconds per million samples by kind of thread. */
+  /** Wharf only: CPU seconds per million samples by kind of thread (js_main: the JS thread, which bounds its throughput). */
   cpuByKindPerMillion: Record<string, number>;
   rssMiB: number;
 }
@@ -429,10 +425,8 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const isWharf = target.name !== 'prometheus';
   const threadsBefore = isWharf ? await threadCpuSeconds(pid) : new Map();
   const cpuBefore = await cpuSeconds(pid);
-  const mainCpuBefore = await cpuSeconds(pid, true);
   const result = await sendAll(target, workload, WARMUP_REQUESTS, REQUESTS_PER_CLIENT);
   const cpuUsed = (await cpuSeconds(pid)) - cpuBefore;
-  const mainCpuUsed = (await cpuSeconds(pid, true)) - mainCpuBefore;
   const byKind = isWharf ? cpuByKind(threadsBefore, await threadCpuSeconds(pid)) : {};
   const measuredSamples = CLIENTS * (REQUESTS_PER_CLIENT - WARMUP_REQUESTS) * SERIES_PER_REQUEST;
   const cpuByKindPerMillion = Object.fromEntries(Object.entries(byKind).map(([kind, seconds]) => [kind, (seconds / measuredSamples) * 1e6]));
@@ -440,8 +434,7 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
   console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms`);
   return {
-    ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, mainThreadCpuSecondsPerMillion: (mainCpuUsed / measuredSamples) * 1e6,
-    cpuByKindPerMillion, rssMiB,
+    ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB,
   };
 }
 
@@ -454,7 +447,7 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
   report(`${name}_p99_ms`, percentile(best.latenciesMs, 0.99), 'ms');
   report(`${name}_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuSecondsPerMillion)), 'cpu_s');
   if (name !== 'prometheus') {
-    report(`${name}_main_thread_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.mainThreadCpuSecondsPerMillion)), 'cpu_s');
+    report(`${name}_main_thread_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuByKindPerMillion.js_main ?? 0)), 'cpu_s');
     // The split of the round with the least CPU in all, so that its parts add up.
     const leanest = runs.reduce((a, b) => (b.cpuSecondsPerMillion < a.cpuSecondsPerMillion ? b : a));
     for (const kind of ['js_main', 'v8_helpers', 'libuv_pool', 'table_workers', 'other']) {
@@ -480,8 +473,8 @@ async function main(): Promise<void> {
 
   const work = await mkdtemp(path.join(REPO, '.tmp-bench-rw-'));
   try {
-    // Rounds alternate the two receivers, each a fresh process on fresh storage, so that load
-    // from elsewhere on the machine falls on both alike.
+    // Rounds alternate the receivers, each a fresh process on fresh storage, so that load from
+    // elsewhere on the machine falls on all alike.
     const runs: Record<string, TargetRun[]> = Object.fromEntries(TARGETS.map((t) => [t, []]));
     for (let round = 1; round <= ROUNDS; round++) {
       for (const name of TARGETS) {

@@ -131,7 +131,6 @@ function spansPayload(k: number): Buffer {
   return jsonToProto('ExportTraceServiceRequest', request);
 }
 
-
 /** Posts until answered 200; 429/503 (back-pressure) are retried after a pause. */
 async function postAccepted(agent: http.Agent, url: URL, body: Buffer): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {

@@ -41,6 +41,8 @@ export const DEFAULT_TAIL_GUARD_START_BYTES_PER_SECOND = 64 * 1024 * 1024;
  * replay let loose in such a gap would burst just as the next export arrives.
  */
 export const DEFAULT_TAIL_GUARD_LIFT_AFTER_IDLE_INTERVALS = 40;
+/** The pace's growth per interval while appends are fast (or absent): by a quarter. */
+const PACE_GROWTH = 1.25;
 /** Appends' latencies kept per interval for the p90 (a sample of them past this many). */
 const MAX_SAMPLES = 4096;
 
@@ -115,7 +117,7 @@ export class TailGuard {
     const catchingUp = catchUpBytes > 0 || this.limiter.hasDemand();
     this.idleIntervals = appends === 0 ? this.idleIntervals + 1 : 0;
     let next: number;
-    if (appends === 0) next = this.idleIntervals >= this.liftAfterIdleIntervals ? Infinity : pace * 1.25;
+    if (appends === 0) next = this.idleIntervals >= this.liftAfterIdleIntervals ? Infinity : pace * PACE_GROWTH;
     else if (!catchingUp) next = Math.max(floor, this.startBytesPerSecond);
     else {
       // An unpaced replay (begun while no producer wrote) is taken as running at the start pace.
@@ -123,7 +125,7 @@ export class TailGuard {
       if (p99 > this.targetMs) {
         const from = catchUpBytes > 0 ? Math.min(current, catchUpRate) : current;
         next = Math.max(floor, from * Math.min(0.5, this.targetMs / p99));
-      } else next = pace === Infinity ? Math.max(floor, current) : pace * 1.25;
+      } else next = pace === Infinity ? Math.max(floor, current) : pace * PACE_GROWTH;
     }
     if (next !== pace) this.limiter.setPace(next);
   }

@@ -37,7 +37,7 @@ import { Counter, Gauge, register } from 'prom-client';
 import { log } from '../../metrics/log.ts';
 import type { ObjectRef, StreamMetadata } from '../metadata.ts';
 import { DataObjectReader, DEFAULT_TAIL_READ_BYTES } from '../objects/format.ts';
-import type { ObjectStore } from '../objectstore/objectstore.ts';
+import { COPY_YIELD_BYTES, type ObjectStore } from '../objectstore/objectstore.ts';
 import { isObjectNotFound } from '../objectstore/util.ts';
 import type { ReadResult } from '../stream.ts';
 import { BlockCache, blockKey, ObjectIndexCache } from './block-cache.ts';
@@ -53,11 +53,6 @@ export const DEFAULT_MAX_TRACKED_READERS = 4096;
 const MAX_QUEUED_READ_AHEAD = 256;
 /** Objects asked of metadata per read: how far one read (and its read-ahead) can reach. */
 const OBJECTS_PER_READ = 8;
-/**
- * Copying blocks out of a large GET yields to the event loop after this many bytes: copying 8 MiB
- * into new buffers held the loop 3-10 ms (page faults of fresh memory), in front of produces.
- */
-const COPY_SLICE_BYTES = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Read-ahead windows and sequential readers
@@ -561,7 +556,7 @@ export class CatchUpReader {
       this.blockCache.insert(key, block, owner);
       readAheadBytesTotal.inc(block.length);
       copied += block.length;
-      if (copied >= COPY_SLICE_BYTES) {
+      if (copied >= COPY_YIELD_BYTES) {
         copied = 0;
         await yieldToEventLoop();
       }
@@ -586,7 +581,6 @@ function noteBytesPerOffset(window: ReadAheadWindow, blocks: readonly PlannedBlo
   }
   if (offsets > 0) window.bytesPerOffset = bytes / offsets;
 }
-
 
 /** Whole batches from the needed blocks, in order: from startOffset, about maxBytes, to endLimit. */
 function collectBatches(needed: PlannedBlock[], blocks: Buffer[], startOffset: number, maxBytes: number, endLimit: number): ReadResult {

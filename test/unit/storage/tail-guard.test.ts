@@ -64,37 +64,40 @@ describe('tail guard', () => {
     const catchUpAt = (bytesPerSecond: number): void => {
       reads.admitted += bytesPerSecond * intervalS;
     };
+    /** `count` appends (the i-th taking latencyMs(i) ms, of `bytes` each), then the interval ends. */
+    const interval = (count: number, latencyMs: number | ((i: number) => number), bytes = 0): void => {
+      for (let i = 0; i < count; i++) guard.observe(typeof latencyMs === 'number' ? latencyMs : latencyMs(i), bytes);
+      guard.tick();
+    };
+    /** Intervals without appends, as many as the lift takes. */
+    const pause = (): void => {
+      for (let round = 0; round < 4; round++) guard.tick();
+    };
     guard.start();
     try {
       // Catch-up at 256 MiB/s (under its pace) while the appends' p99 is 20 ms, four times the
       // target: the pace is cut to a quarter of that rate.
       catchUpAt(256 * MiB);
-      for (let i = 0; i < 200; i++) guard.observe(i < 190 ? 1 : 20);
-      guard.tick();
+      interval(200, (i) => (i < 190 ? 1 : 20));
       expect(reads.pace).toBe(64 * MiB);
       // Still slow: cut again from the pace (below the rate catch-up had), never below the floor.
       catchUpAt(256 * MiB);
-      for (let i = 0; i < 50; i++) guard.observe(30);
-      guard.tick();
+      interval(50, 30);
       expect(reads.pace).toBeCloseTo((64 * MiB) / 6, 0);
       for (let round = 0; round < 10; round++) {
         catchUpAt(MiB);
-        guard.observe(30);
-        guard.tick();
+        interval(1, 30);
       }
       expect(reads.pace).toBe(MiB);
       // A p99 within the target (one slow append in 200 is under the 1%): the pace grows by a quarter.
       catchUpAt(MiB);
-      for (let i = 0; i < 200; i++) guard.observe(i === 0 ? 40 : 1);
-      guard.tick();
+      interval(200, (i) => (i === 0 ? 40 : 1));
       expect(reads.pace).toBe(1.25 * MiB);
       // GETs wait for the pace and none started this interval: still a catch-up, still paced.
       reads.waiting = true;
-      for (let i = 0; i < 200; i++) guard.observe(1);
-      guard.tick();
+      interval(200, 1);
       expect(reads.pace).toBe(1.25 * 1.25 * MiB);
-      for (let i = 0; i < 200; i++) guard.observe(20);
-      guard.tick();
+      interval(200, 20);
       expect(reads.pace).toBe(MiB); // cut from the pace, to the floor
       reads.waiting = false;
       // A pause of the producers shorter than the lift delay (4 intervals) grows the pace ...
@@ -110,32 +113,27 @@ describe('tail guard', () => {
       // The replay runs unpaced; producers come back, and even with their p99 within the target
       // the replay drops to the start pace at once (it grows from there while they stay fast).
       catchUpAt(512 * MiB);
-      for (let i = 0; i < 100; i++) guard.observe(1);
-      guard.tick();
+      interval(100, 1);
       expect(reads.pace).toBe(8 * MiB);
       // Unpaced again, and the producers come back slow: cut from the start pace.
-      for (let round = 0; round < 4; round++) guard.tick();
+      pause();
       expect(reads.pace).toBe(Infinity);
       catchUpAt(512 * MiB);
-      for (let i = 0; i < 100; i++) guard.observe(10);
-      guard.tick();
+      interval(100, 10);
       expect(reads.pace).toBe(4 * MiB);
       // Appends but no catch-up reads: the pace a replay would start at.
-      for (let round = 0; round < 4; round++) guard.tick();
+      pause();
       expect(reads.pace).toBe(Infinity);
-      for (let i = 0; i < 100; i++) guard.observe(50);
-      guard.tick();
+      interval(100, 50);
       expect(reads.pace).toBe(8 * MiB);
       // A replay starting then runs at that pace and grows while appends stay fast.
       catchUpAt(8 * MiB);
-      for (let i = 0; i < 100; i++) guard.observe(1);
-      guard.tick();
+      interval(100, 1);
       expect(reads.pace).toBe(10 * MiB);
       // Producers write 64 MiB/s (256 appends of 64 KiB in the 0.25 s interval) and are slow:
       // the pace is not cut below 1.5 times that rate, or the replay would never catch up.
       catchUpAt(10 * MiB);
-      for (let i = 0; i < 256; i++) guard.observe(20, 64 * 1024);
-      guard.tick();
+      interval(256, 20, 64 * 1024);
       expect(reads.pace).toBe(96 * MiB);
     } finally {
       guard.stop();
