@@ -22,7 +22,7 @@
 //      best round. Also reported: each receiver's CPU time (all threads, from /proc) per million
 //      samples, which other load disturbs less; Wharf's main-thread share of it (the JS thread,
 //      which bounds its throughput); and Wharf's CPU by kind of thread (the JS thread, V8's GC
-//      helpers, libuv's pool, the table writer's workers).
+//      helpers, libuv's pool, worker threads: the remote-write decoders and the table writer's).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -389,7 +389,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 /** Node's thread names (comm), by the kind of work they do; the main thread (tid = pid) is js_main. */
 const THREAD_KINDS: Record<string, string> = {
-  V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'table_workers',
+  V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'worker_threads',
 };
 
 /** CPU seconds used so far by each live thread of a process, by tid, with its kind. */
@@ -450,7 +450,7 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
     report(`${name}_main_thread_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuByKindPerMillion.js_main ?? 0)), 'cpu_s');
     // The split of the round with the least CPU in all, so that its parts add up.
     const leanest = runs.reduce((a, b) => (b.cpuSecondsPerMillion < a.cpuSecondsPerMillion ? b : a));
-    for (const kind of ['js_main', 'v8_helpers', 'libuv_pool', 'table_workers', 'other']) {
+    for (const kind of ['js_main', 'v8_helpers', 'libuv_pool', 'worker_threads', 'other']) {
       report(`${name}_cpu_s_per_million_samples_${kind}`, leanest.cpuByKindPerMillion[kind] ?? 0, 'cpu_s');
     }
   }

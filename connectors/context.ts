@@ -4,7 +4,7 @@
 // storage handles serve the table writer.
 
 import type { WharfConfig } from '../src/config/config.ts';
-import type { TopicProducer } from '../src/broker/in-process-producer.ts';
+import type { BatchProducer } from '../src/broker/in-process-producer.ts';
 import type { HttpApi } from '../src/broker/http-api.ts';
 import type { TopicReader } from '../src/broker/in-process-consumer.ts';
 import type { ObjectStore } from '../src/storage/objectstore/index.ts';
@@ -13,7 +13,7 @@ import type { MetadataStore } from '../src/metadata/store.ts';
 
 export interface ConnectorContext {
   config: WharfConfig;
-  producer: TopicProducer;
+  producer: BatchProducer;
   /** Reads topics (the table writer); like a Kafka consumer without the network hop. */
   reader: TopicReader;
   httpApi: HttpApi;

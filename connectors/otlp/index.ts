@@ -4,6 +4,7 @@
 
 import type { ConnectorContext, RunningConnector } from '../context.ts';
 import { log } from '../../src/metrics/log.ts';
+import type { TopicProducer } from '../../src/broker/in-process-producer.ts';
 import { startOtlpGrpc, type OtlpGrpcServer } from './grpc.ts';
 import { startOtlpHttp, type OtlpHttpServer } from './http.ts';
 import { OtlpIngest } from './ingest.ts';
@@ -16,7 +17,7 @@ export interface RunningOtlp extends RunningConnector {
 }
 
 /** Starts the OTLP receivers; does nothing when ingest.otlpEnabled is false. */
-export async function startOtlp(ctx: Pick<ConnectorContext, 'config' | 'producer'>): Promise<RunningOtlp> {
+export async function startOtlp(ctx: Pick<ConnectorContext, 'config'> & { producer: TopicProducer }): Promise<RunningOtlp> {
   const { config } = ctx;
   const ingestConfig = config.ingest;
   if (!ingestConfig.otlpEnabled) {

@@ -8,6 +8,10 @@
 import type { ProducerRecord } from '../../src/broker/in-process-producer.ts';
 import type { RecordColumns } from '../../src/protocol/record-encoder.ts';
 
+/** The remote-write protocol version of a request (from its Content-Type). */
+export const ProtocolVersion = { V1: '1.0', V2: '2.0' } as const;
+export type ProtocolVersion = (typeof ProtocolVersion)[keyof typeof ProtocolVersion];
+
 export interface WriteCounts {
   samples: number;
   histograms: number;

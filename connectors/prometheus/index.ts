@@ -19,6 +19,7 @@ export async function startRemoteWrite(ctx: Pick<ConnectorContext, 'config' | 'p
     topicConfigs: ingestTopicConfigs(ctx.config, 'prometheus_samples'),
     maxRequestBytes: ingest.maxRequestBytes,
     maxInflightBytes: ingest.maxInflightBytes,
+    decodeThreads: ingest.remoteWriteDecodeThreads,
   });
   ctx.httpApi.add(REMOTE_WRITE_ROUTE, receiver.handle);
   log.info({ route: REMOTE_WRITE_ROUTE, topic: ingest.prometheusTopic }, 'prometheus remote write receiver started');

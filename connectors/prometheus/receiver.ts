@@ -19,27 +19,25 @@
 //        again (at-least-once; consumers see the same samples twice).
 
 import type http from 'node:http';
-import { uncompress, uncompressSync } from 'snappy';
-import type { TopicProducer } from '../../src/broker/in-process-producer.ts';
+import type { BatchProducer } from '../../src/broker/in-process-producer.ts';
 import { log } from '../../src/metrics/log.ts';
-import { InvalidWriteError, RejectReason, type DecodedWrite } from './decoded-write.ts';
+import { decodeMessage, decompress } from './decode-body.ts';
+import { DecodePool } from './decode-pool.ts';
+import { InvalidWriteError, ProtocolVersion, RejectReason, type WriteCounts } from './decoded-write.ts';
 import {
   receivedBytesTotal, receivedExemplarsTotal, receivedHistogramsTotal, receivedSamplesTotal,
   refusedRequestsTotal, rejectedRequestsTotal, requestDurationSeconds,
 } from './metrics.ts';
-import { decodeWriteRequestV1 } from './remote-write-v1.ts';
-import { decodeRequestV2 } from './remote-write-v2.ts';
 
 export const RETRY_AFTER_SECONDS = 1;
 
 const V1_MESSAGE = 'prometheus.WriteRequest';
 const V2_MESSAGE = 'io.prometheus.write.v2.Request';
 
-export const ProtocolVersion = { V1: '1.0', V2: '2.0' } as const;
-export type ProtocolVersion = (typeof ProtocolVersion)[keyof typeof ProtocolVersion];
+export { ProtocolVersion };
 
 export interface ReceiverOptions {
-  producer: TopicProducer;
+  producer: BatchProducer;
   topic: string;
   /** Partitions of the topic when the first request creates it. */
   partitions: number;
@@ -49,6 +47,12 @@ export interface ReceiverOptions {
   maxRequestBytes: number;
   /** Bound on the bytes (compressed + decompressed) of requests being read, decoded or produced. */
   maxInflightBytes: number;
+  /**
+   * Worker threads that decode requests and encode their records (decode-pool.ts); 0 does it on
+   * the JS thread. The first request of a topic that does not exist yet is decoded on the JS
+   * thread either way (it creates the topic, and only once it decoded cleanly).
+   */
+  decodeThreads: number;
 }
 
 /** The in-flight byte bound shared by all requests. */
@@ -103,11 +107,13 @@ export class RemoteWriteReceiver {
   private readonly options: ReceiverOptions;
   private readonly inflight: InflightBytes;
   private readonly active = new Set<Promise<void>>();
+  private readonly pool: DecodePool | undefined;
   private stopping = false;
 
   constructor(options: ReceiverOptions) {
     this.options = options;
     this.inflight = new InflightBytes(options.maxInflightBytes);
+    this.pool = options.decodeThreads > 0 ? new DecodePool(options.decodeThreads) : undefined;
   }
 
   /** The route handler (mounted as `POST /api/v1/write`). */
@@ -122,6 +128,7 @@ export class RemoteWriteReceiver {
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.allSettled([...this.active]);
+    await this.pool?.close();
   }
 
   private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -159,17 +166,27 @@ export class RemoteWriteReceiver {
     const uncompressedBytes = snappyLength(body);
     if (uncompressedBytes > maxRequestBytes) throw tooLarge(`decompressed body of ${uncompressedBytes} bytes`, maxRequestBytes);
     reservation.growTo(body.length + uncompressedBytes);
-    const message = await decompress(body, uncompressedBytes);
-    const decoded = version === ProtocolVersion.V1 ? decodeWriteRequestV1(message) : decodeRequestV2(message);
-    if (decoded.columns.length > 0) {
-      await this.options.producer.send(this.options.topic, decoded.columns, {
-        partitions: this.options.partitions, configs: this.options.topicConfigs,
-      });
+    const counts = await this.decodeAndAppend(req, version, body, uncompressedBytes);
+    receivedSamplesTotal.inc({ version }, counts.samples);
+    receivedHistogramsTotal.inc({ version }, counts.histograms);
+    receivedExemplarsTotal.inc({ version }, counts.exemplars);
+    return { status: 204, headers: version === ProtocolVersion.V2 ? writtenHeaders(counts) : {} };
+  }
+
+  /** Decodes the body and appends its records (acks=all): on a decode worker when there is one and the topic exists. */
+  private async decodeAndAppend(req: http.IncomingMessage, version: ProtocolVersion, body: Buffer, uncompressedBytes: number): Promise<WriteCounts> {
+    const { producer, topic } = this.options;
+    const layout = this.pool === undefined ? undefined : producer.layout(topic);
+    if (this.pool !== undefined && layout !== undefined) {
+      const encoded = await this.pool.decode(req.socket, topic, version, body, layout);
+      if (encoded.batches.length > 0) await producer.appendBatches(topic, encoded.batches);
+      return encoded;
     }
-    receivedSamplesTotal.inc({ version }, decoded.samples);
-    receivedHistogramsTotal.inc({ version }, decoded.histograms);
-    receivedExemplarsTotal.inc({ version }, decoded.exemplars);
-    return { status: 204, headers: version === ProtocolVersion.V2 ? writtenHeaders(decoded) : {} };
+    const decoded = decodeMessage(version, await decompress(body, uncompressedBytes));
+    if (decoded.columns.length > 0) {
+      await producer.send(topic, decoded.columns, { partitions: this.options.partitions, configs: this.options.topicConfigs });
+    }
+    return decoded;
   }
 
   private failure(err: unknown): Answer {
@@ -201,11 +218,11 @@ function retryAfter(): Record<string, string> {
   return { 'retry-after': String(RETRY_AFTER_SECONDS) };
 }
 
-function writtenHeaders(decoded: DecodedWrite): Record<string, string> {
+function writtenHeaders(counts: WriteCounts): Record<string, string> {
   return {
-    'x-prometheus-remote-write-samples-written': String(decoded.samples),
-    'x-prometheus-remote-write-histograms-written': String(decoded.histograms),
-    'x-prometheus-remote-write-exemplars-written': String(decoded.exemplars),
+    'x-prometheus-remote-write-samples-written': String(counts.samples),
+    'x-prometheus-remote-write-histograms-written': String(counts.histograms),
+    'x-prometheus-remote-write-exemplars-written': String(counts.exemplars),
   };
 }
 
@@ -291,26 +308,4 @@ function snappyLength(body: Buffer): number {
     if (body[i]! < 0x80) return length;
   }
   throw new InvalidWriteError(400, RejectReason.BAD_SNAPPY, 'the body is not snappy-compressed (block format): no valid length preamble');
-}
-
-/**
- * Bodies that decompress to at most this many bytes are decompressed on the JS thread (well under
- * a millisecond: Prometheus sends ~350 KiB per 2,000 samples), larger ones on the thread pool.
- * snappy's output is allocated by its own allocator (mimalloc), which keeps what is freed from
- * another thread: decompressed on the thread pool and collected on the JS thread, the bodies
- * held 400-500 MB of RSS under remote-write load (mimalloc's stats: 58 MiB in use at peak).
- * Decompressed here and copied into a Node buffer, the snappy output is freed where it was
- * allocated, at once; the broker's RSS at the end of the remote-write bench fell from
- * 1,330-1,400 MiB to 900 MiB (table writer off), throughput unchanged.
- */
-const SYNC_DECOMPRESS_MAX_BYTES = 4 * 1024 * 1024;
-
-async function decompress(body: Buffer, uncompressedBytes: number): Promise<Buffer> {
-  try {
-    if (uncompressedBytes <= SYNC_DECOMPRESS_MAX_BYTES) return uncompressSync(body, { asBuffer: true, copyOutputData: true }) as Buffer;
-    return (await uncompress(body, { asBuffer: true, copyOutputData: true })) as Buffer;
-  } catch (err) {
-    throw new InvalidWriteError(400, RejectReason.BAD_SNAPPY,
-      `the body is not valid snappy (block format): ${err instanceof Error ? err.message : String(err)}`);
-  }
 }

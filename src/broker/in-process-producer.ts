@@ -53,10 +53,37 @@ export interface TopicProducer {
   send(topic: string, records: readonly ProducerRecord[] | RecordColumns, options?: SendOptions): Promise<SendResult>;
 }
 
+/** What encoding records for a topic needs to know (see encodeForPartitions). */
+export interface TopicLayout {
+  partitions: number;
+  /** Largest batch the topic takes (its max.message.bytes less headroom). */
+  maxBatchBytes: number;
+  /** The partition of records without a key in this send (rotating between sends). */
+  unkeyedPartition: number;
+}
+
+/** One encoded v2 record batch (base offset 0) for one partition. */
+export interface PartitionBatch {
+  partition: number;
+  recordCount: number;
+  batch: Buffer;
+}
+
+/**
+ * A producer whose records can also be encoded elsewhere (a worker thread): layout() says how to
+ * encode for a topic that exists, encodeForPartitions() encodes, and appendBatches() appends the
+ * batches with send()'s semantics.
+ */
+export interface BatchProducer extends TopicProducer {
+  /** The layout of the topic if it exists (undefined: send() creates it); each call takes the next unkeyed partition. */
+  layout(topic: string): TopicLayout | undefined;
+  appendBatches(topic: string, batches: readonly PartitionBatch[]): Promise<SendResult>;
+}
+
 /** Records per batch are bounded so that a batch stays within the topic's max.message.bytes. */
 const BATCH_HEADROOM_BYTES = 1024;
 
-export class InProcessProducer implements TopicProducer {
+export class InProcessProducer implements BatchProducer {
   private readonly topics: TopicRegistry;
   private readonly defaultPartitions: number;
   private nextUnkeyedPartition = 0;
@@ -67,36 +94,69 @@ export class InProcessProducer implements TopicProducer {
   }
 
   async send(topic: string, records: readonly ProducerRecord[] | RecordColumns, options: SendOptions = {}): Promise<SendResult> {
-    const open = this.topics.get(topic)
-      ?? await this.topics.ensure(topic, { numPartitions: options.partitions ?? this.defaultPartitions, configs: options.configs });
-    if (!open) throw new ProduceError(topic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 'topic does not exist');
+    let layout = this.layout(topic);
+    if (layout === undefined) {
+      await this.topics.ensure(topic, { numPartitions: options.partitions ?? this.defaultPartitions, configs: options.configs });
+      layout = this.layout(topic);
+      if (layout === undefined) throw new ProduceError(topic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 'topic does not exist');
+    }
     const columns = records instanceof RecordColumns ? records : RecordColumns.of(records);
-    const partitionCount = open.partitions.length;
-    const { order, starts } = byPartition(columns, partitionCount, this.nextUnkeyedPartition++ % partitionCount);
+    return this.appendBatches(topic, encodeForPartitions(topic, columns, layout, Date.now()));
+  }
+
+  layout(topic: string): TopicLayout | undefined {
+    const open = this.topics.get(topic);
+    if (!open) return undefined;
+    const partitions = open.partitions.length;
+    return {
+      partitions,
+      maxBatchBytes: Number(open.info.configs['max.message.bytes'] ?? TOPIC_CONFIG_DEFAULTS['max.message.bytes']) - BATCH_HEADROOM_BYTES,
+      unkeyedPartition: this.nextUnkeyedPartition++ % partitions,
+    };
+  }
+
+  async appendBatches(topic: string, batches: readonly PartitionBatch[]): Promise<SendResult> {
+    const open = this.topics.get(topic);
+    if (!open) throw new ProduceError(topic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 'topic does not exist');
     const nowMs = Date.now();
-    const maxBatchBytes = Number(open.info.configs['max.message.bytes'] ?? TOPIC_CONFIG_DEFAULTS['max.message.bytes']) - BATCH_HEADROOM_BYTES;
-    // Every batch is encoded before any is appended, then all appends are issued together.
-    const pending: { partition: number; recordCount: number; batch: Buffer }[] = [];
-    for (let partition = 0; partition < partitionCount; partition++) {
-      for (const { batch, recordCount } of encodeRecordBatches(columns, order, starts[partition]!, starts[partition + 1]!, nowMs, maxBatchBytes)) {
-        if (batch.length > maxBatchBytes) {
-          throw new ProduceError(topic, ErrorCode.MESSAGE_TOO_LARGE, `a record of ${batch.length} bytes exceeds max.message.bytes`);
-        }
-        pending.push({ partition, recordCount, batch });
+    for (const b of batches) {
+      if (!(b.partition >= 0 && b.partition < open.partitions.length)) {
+        throw new ProduceError(topic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `partition ${b.partition} does not exist`);
       }
     }
-    const results = await Promise.all(pending.map((p) =>
-      open.partitions[p.partition]!.append(p.batch, { logAppendTime: open.logAppendTime, nowMs })));
+    // Every batch is encoded before any is appended (a failed encoding appends nothing); all appends are issued together.
+    const results = await Promise.all(batches.map((b) =>
+      open.partitions[b.partition]!.append(b.batch, { logAppendTime: open.logAppendTime, nowMs })));
     const appends: PartitionAppend[] = [];
     results.forEach((result, i) => {
-      const p = pending[i]!;
+      const b = batches[i]!;
       if (result.errorCode !== ErrorCode.NONE) {
-        throw new ProduceError(topic, result.errorCode, `partition ${p.partition}: ${errorName(result.errorCode)}`);
+        throw new ProduceError(topic, result.errorCode, `partition ${b.partition}: ${errorName(result.errorCode)}`);
       }
-      appends.push({ partition: p.partition, baseOffset: result.baseOffset, recordCount: p.recordCount });
+      appends.push({ partition: b.partition, baseOffset: result.baseOffset, recordCount: b.recordCount });
     });
     return { topic, appends };
   }
+}
+
+/**
+ * Encodes the records for a topic of `layout`: keyed records to their partition, the others to
+ * layout.unkeyedPartition, in batches within layout.maxBatchBytes, timestamps nowMs where the
+ * records have none. Throws ProduceError(MESSAGE_TOO_LARGE) for a record that fits no batch.
+ */
+export function encodeForPartitions(topic: string, columns: RecordColumns, layout: TopicLayout, nowMs: number): PartitionBatch[] {
+  const { partitions, maxBatchBytes } = layout;
+  const { order, starts } = byPartition(columns, partitions, layout.unkeyedPartition);
+  const encoded: PartitionBatch[] = [];
+  for (let partition = 0; partition < partitions; partition++) {
+    for (const { batch, recordCount } of encodeRecordBatches(columns, order, starts[partition]!, starts[partition + 1]!, nowMs, maxBatchBytes)) {
+      if (batch.length > maxBatchBytes) {
+        throw new ProduceError(topic, ErrorCode.MESSAGE_TOO_LARGE, `a record of ${batch.length} bytes exceeds max.message.bytes`);
+      }
+      encoded.push({ partition, recordCount, batch });
+    }
+  }
+  return encoded;
 }
 
 /**

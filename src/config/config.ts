@@ -4,6 +4,7 @@
 // spelled as its upper-cased name with dots as underscores.
 
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -126,6 +127,12 @@ export interface IngestConfig {
   maxRequestBytes: number;
   /** Bound on request bytes being decoded or produced at once; past it requests are refused (429/503, RESOURCE_EXHAUSTED). */
   maxInflightBytes: number;
+  /**
+   * Worker threads decoding remote-write requests (0: on the JS thread). Default: one core left to
+   * the JS thread, at most 4 (1 on 2 cores: there 1 decoded 0.94-1.21M samples/s at 1.33 CPU-µs
+   * a sample, 2 decoded 1.08M at 1.54).
+   */
+  remoteWriteDecodeThreads: number;
 }
 
 const MiB = 1024 * 1024;
@@ -187,6 +194,7 @@ export function defaultConfig(): WharfConfig {
       topicPartitions: 8,
       maxRequestBytes: 20 * MiB,
       maxInflightBytes: 128 * MiB,
+      remoteWriteDecodeThreads: Math.max(1, Math.min(4, os.availableParallelism() - 1)),
     },
     table: {
       enabled: true,
@@ -277,6 +285,10 @@ const SETTINGS: Record<string, Setter> = {
   'otlp.metrics.topic': str((c, v) => { c.ingest.metricsTopic = v; }),
   'otlp.logs.topic': str((c, v) => { c.ingest.logsTopic = v; }),
   'prometheus.topic': str((c, v) => { c.ingest.prometheusTopic = v; }),
+  'prometheus.decode.threads': int('prometheus.decode.threads', (c, v) => {
+    if (v < 0) throw new Error(`config prometheus.decode.threads: must be 0 or more, got ${v}`);
+    c.ingest.remoteWriteDecodeThreads = v;
+  }),
   'otlp.encoding': str((c, v) => {
     if (v !== 'otlp_proto' && v !== 'otlp_json') throw new Error(`config otlp.encoding: otlp_proto or otlp_json, not ${v}`);
     c.ingest.otlpEncoding = v;

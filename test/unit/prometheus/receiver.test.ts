@@ -2,11 +2,14 @@
 // a 204 only once the produce is durable, 503 when it fails, 429 with Retry-After past the
 // in-flight bound, 413/415/400 with a message, the 2.0 written-count headers, and stop().
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpApi } from '../../../src/broker/http-api.ts';
-import type { ProducerRecord, SendResult, TopicProducer } from '../../../src/broker/in-process-producer.ts';
-import { ProduceError } from '../../../src/broker/in-process-producer.ts';
-import type { RecordColumns } from '../../../src/protocol/record-encoder.ts';
+import type { BatchProducer, PartitionBatch, ProducerRecord, SendResult, TopicLayout } from '../../../src/broker/in-process-producer.ts';
+import { ProduceError, encodeForPartitions } from '../../../src/broker/in-process-producer.ts';
+import { RecordColumns } from '../../../src/protocol/record-encoder.ts';
+import { forEachRecord } from '../../../src/protocol/record-decoder.ts';
+import { validateBatch } from '../../../src/protocol/records.ts';
+import { decodeWriteRequestV1 } from '../../../connectors/prometheus/remote-write-v1.ts';
 import { negotiate } from '../../../connectors/prometheus/receiver.ts';
 import { startRemoteWrite } from '../../../connectors/prometheus/index.ts';
 import { defaultConfig } from '../../../src/config/config.ts';
@@ -18,20 +21,45 @@ const T0 = 1_700_000_000_000;
 
 interface PendingSend {
   topic: string;
-  records: readonly ProducerRecord[] | RecordColumns;
+  /** Records sent (send()) or appended as batches (appendBatches(), from a decode worker). */
+  recordCount: number;
+  /** The batches of an appendBatches(). */
+  batches?: readonly PartitionBatch[];
   resolve: () => void;
   reject: (err: Error) => void;
 }
 
-/** A producer whose sends wait until the test resolves or rejects them. */
-class HeldProducer implements TopicProducer {
+/**
+ * A producer whose sends wait until the test resolves or rejects them. Like the broker's, it has
+ * a layout only for a topic that exists: created by the first send(), or from the start.
+ */
+class HeldProducer implements BatchProducer {
   readonly sends: PendingSend[] = [];
   autoResolve = false;
+  private readonly topics = new Set<string>();
+
+  constructor(existingTopics: readonly string[] = []) {
+    for (const topic of existingTopics) this.topics.add(topic);
+  }
+
   send(topic: string, records: readonly ProducerRecord[] | RecordColumns): Promise<SendResult> {
+    this.topics.add(topic);
+    return this.hold(topic, records.length);
+  }
+
+  layout(topic: string): TopicLayout | undefined {
+    return this.topics.has(topic) ? { partitions: 4, maxBatchBytes: 1024 * 1024, unkeyedPartition: 0 } : undefined;
+  }
+
+  appendBatches(topic: string, batches: readonly PartitionBatch[]): Promise<SendResult> {
+    return this.hold(topic, batches.reduce((sum, b) => sum + b.recordCount, 0), batches);
+  }
+
+  private hold(topic: string, recordCount: number, batches?: readonly PartitionBatch[]): Promise<SendResult> {
     return new Promise((resolve, reject) => {
       const done = () => resolve({ topic, appends: [] });
       if (this.autoResolve) return done();
-      this.sends.push({ topic, records, resolve: done, reject });
+      this.sends.push({ topic, recordCount, batches, resolve: done, reject });
     });
   }
 }
@@ -44,10 +72,21 @@ afterEach(async () => {
   }
 });
 
+/**
+ * Where requests are decoded: on the JS thread (no decode threads, or the topic's first request,
+ * which creates it), or on the decode workers (the topic exists).
+ */
+const PATHS = [
+  { name: 'decoded on the JS thread', decodeThreads: 0, topicExists: false },
+  { name: 'decoded on the decode workers', decodeThreads: 2, topicExists: true },
+];
+let path = PATHS[0]!;
+
 async function start(ingest: Partial<ReturnType<typeof defaultConfig>['ingest']> = {}) {
   const config = defaultConfig();
+  config.ingest.remoteWriteDecodeThreads = path.decodeThreads;
   Object.assign(config.ingest, ingest);
-  const producer = new HeldProducer();
+  const producer = new HeldProducer(path.topicExists ? [config.ingest.prometheusTopic] : []);
   const api = new HttpApi();
   const connector = await startRemoteWrite({ config, producer, httpApi: api });
   const port = await api.listen('127.0.0.1', 0);
@@ -72,7 +111,11 @@ async function waitForSends(producer: HeldProducer, count: number): Promise<void
   expect(producer.sends).toHaveLength(count);
 }
 
-describe('the remote-write route', () => {
+describe.each(PATHS)('the remote-write route, $name', (where) => {
+  beforeEach(() => {
+    path = where;
+  });
+
   it('answers 204 only after the produce has resolved', async () => {
     const { producer, url } = await start();
     let answered = false;
@@ -82,7 +125,7 @@ describe('the remote-write route', () => {
     });
     await waitForSends(producer, 1);
     expect(producer.sends[0]!.topic).toBe('prometheus_samples');
-    expect(producer.sends[0]!.records).toHaveLength(3);
+    expect(producer.sends[0]!.recordCount).toBe(3);
     await new Promise((r) => setTimeout(r, 50));
     expect(answered, 'no answer while the produce is pending').toBe(false);
     producer.sends[0]!.resolve();
@@ -194,6 +237,54 @@ describe('the remote-write route', () => {
     expect((await inFlight).status).toBe(204);
     const after = await postRemoteWrite(url, body(1));
     expect(after.status).toBe(503);
+  });
+});
+
+describe('the decode workers', () => {
+  beforeEach(() => {
+    path = PATHS[1]!;
+  });
+
+  /** Key and value of every record, as hex, by partition. */
+  function recordsByPartition(batches: readonly PartitionBatch[]): Map<number, string[]> {
+    const byPartition = new Map<number, string[]>();
+    for (const { partition, batch, recordCount } of batches) {
+      expect(validateBatch(batch, 0), 'a sound batch whose CRC-32C checks').toBe(0);
+      expect(batch.readInt32BE(8) + 12, 'one whole batch').toBe(batch.length);
+      const list = byPartition.get(partition) ?? [];
+      const { records } = forEachRecord(batch, (r) => list.push(`${r.key!.toString('hex')}=${r.value!.toString('hex')}`));
+      expect(records).toBe(recordCount);
+      byPartition.set(partition, list);
+    }
+    return byPartition;
+  }
+
+  it('append the records the JS thread would produce: one per series, keyed by its identity, in its partition', async () => {
+    const { producer, url } = await start();
+    const request = message(300);
+    const response = postRemoteWrite(url, snappy(request));
+    await waitForSends(producer, 1);
+    producer.autoResolve = true;
+    const { batches, resolve } = producer.sends[0]!;
+    resolve(); // answered whatever the checks below find, so that stop() does not wait
+    expect((await response).status).toBe(204);
+    expect(batches, 'appended as encoded batches').toBeDefined();
+    const onWorkers = recordsByPartition(batches!);
+    // The same request decoded and encoded here, for the same layout (4 partitions).
+    const expected = new HeldProducer(['prometheus_samples']);
+    const layout = expected.layout('prometheus_samples')!;
+    const here = recordsByPartition(encodeForPartitions('prometheus_samples', decodeWriteRequestV1(request, null).columns, layout, T0));
+    expect(onWorkers).toEqual(here);
+    expect([...onWorkers.values()].flat()).toHaveLength(300);
+    expect(onWorkers.size, 'series spread over the partitions').toBe(4);
+  });
+
+  it('keep serving after a bad request, and answer requests of many connections at once', async () => {
+    const { producer, url } = await start();
+    producer.autoResolve = true;
+    expect((await postRemoteWrite(url, snappy(Buffer.from([0x0a, 0x7f, 0x01])))).status).toBe(400);
+    const answers = await Promise.all(Array.from({ length: 16 }, () => postRemoteWrite(url, body(20))));
+    expect(answers.map((a) => a.status)).toEqual(Array(16).fill(204));
   });
 });
 

@@ -1,0 +1,44 @@
+// A remote-write decode worker thread (see decode-pool.ts): snappy, decode and validation, then
+// the records encoded as record batches for the topic's partitions. Replies carry the batches
+// transferred, or what was wrong: an InvalidWriteError's status and reason, a ProduceError's
+// Kafka error code, or any other failure's message.
+
+import { parentPort } from 'node:worker_threads';
+import { ProduceError, encodeForPartitions } from '../../src/broker/in-process-producer.ts';
+import { InvalidWriteError } from './decoded-write.ts';
+import { decodeMessage, decompress } from './decode-body.ts';
+import type { DecodeJob, DecodeReply } from './decode-pool.ts';
+
+/** The bytes in a buffer of their own, to be transferred: small batches are slices of Buffer's shared pool. */
+function owned(batch: Buffer): Uint8Array {
+  return batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength ? batch : new Uint8Array(batch);
+}
+
+async function serve(job: DecodeJob): Promise<{ reply: DecodeReply; transfer: ArrayBuffer[] }> {
+  const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
+  try {
+    const message = await decompress(body, 0, true);
+    const decoded = decodeMessage(job.version, message);
+    const batches = encodeForPartitions(job.topic, decoded.columns, job.layout, Date.now()).map((b) => ({ ...b, batch: owned(b.batch) }));
+    return {
+      reply: {
+        seq: job.seq,
+        ok: true,
+        counts: { samples: decoded.samples, histograms: decoded.histograms, exemplars: decoded.exemplars },
+        batches: batches.map((b) => ({ partition: b.partition, recordCount: b.recordCount, batch: b.batch })),
+      },
+      transfer: batches.map((b) => b.batch.buffer as ArrayBuffer),
+    };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof InvalidWriteError) return { reply: { seq: job.seq, ok: false, invalid: { status: err.status, reason: err.reason }, message }, transfer: [] };
+    if (err instanceof ProduceError) return { reply: { seq: job.seq, ok: false, produceErrorCode: err.errorCode, message }, transfer: [] };
+    return { reply: { seq: job.seq, ok: false, message: err instanceof Error ? (err.stack ?? message) : message }, transfer: [] };
+  }
+}
+
+const port = parentPort;
+if (port === null) throw new Error('decode-worker.ts runs as a worker thread (decode-pool.ts starts it)');
+port.on('message', (job: DecodeJob) => {
+  void serve(job).then(({ reply, transfer }) => port.postMessage(reply, transfer));
+});
