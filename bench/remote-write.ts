@@ -12,7 +12,9 @@
 //      BENCH_RW_REQUESTS requests, one "scrape" 10 s apart per request, snappy-compressed); each
 //      client POSTs its requests in order (as a Prometheus shard does) over a keep-alive
 //      connection. A broker (child process, like bench/produce.ts) and a Prometheus each get the same
-//      payloads: first a warm-up share, then the measured rest. Wharf answers after the records
+//      payloads: first a warm-up share, then the measured share as fast as answers come, then the
+//      last BENCH_RW_HALF_RATE_REQUESTS at half the measured rate, for the request latency at
+//      half load (the OTLP bench does the same). Wharf answers after the records
 //      are durable (acks=all, WAL fdatasync); Prometheus after appending to its head and WAL
 //      (no fsync per request). Wharf is measured twice: `wharf`, the default single-node pipeline,
 //      whose stream-to-table writer converts the same samples to Parquet on the same 2 cores while
@@ -42,8 +44,10 @@ const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 const setting = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const SERIES_PER_REQUEST = setting('BENCH_RW_SERIES', 2000);
 const CLIENTS = setting('BENCH_RW_CLIENTS', 8);
-const REQUESTS_PER_CLIENT = setting('BENCH_RW_REQUESTS', 200);
+const REQUESTS_PER_CLIENT = setting('BENCH_RW_REQUESTS', 300);
 const WARMUP_REQUESTS = setting('BENCH_RW_WARMUP_REQUESTS', 20);
+/** Each client's last requests, sent at half the rate measured before them (latency at half load). */
+const HALF_RATE_REQUESTS = setting('BENCH_RW_HALF_RATE_REQUESTS', 100);
 const DECODER_SECONDS = setting('BENCH_RW_DECODER_SECONDS', 2);
 const SCRAPE_STEP_MS = 10_000;
 /** Which receivers to measure (all three by default), and extra Node flags for the broker (e.g. --cpu-prof). */
@@ -355,14 +359,22 @@ function post(agent: http.Agent, url: URL, body: Buffer): Promise<{ status: numb
 
 interface RunResult { samplesPerSecond: number; seconds: number; latenciesMs: number[] }
 
-/** Every client sends requests [from, to) of its own list, in order; all clients at once. */
-async function sendAll(target: Target, workload: Workload, from: number, to: number): Promise<RunResult> {
+/**
+ * Every client sends requests [from, to) of its own list, in order; all clients at once. Without
+ * a rate, each sends its next request as soon as the previous one is answered; at
+ * `samplesPerSecond`, the clients' requests are due at even intervals (staggered between
+ * clients), each sent when due or, if the previous answer comes later, then.
+ */
+async function sendAll(target: Target, workload: Workload, from: number, to: number, samplesPerSecond?: number): Promise<RunResult> {
   const url = new URL(target.writeUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
   const latenciesMs: number[] = [];
   const start = performance.now();
-  await Promise.all(workload.bodies.map(async (requests) => {
+  const intervalMs = samplesPerSecond === undefined ? 0 : (CLIENTS * SERIES_PER_REQUEST * 1000) / samplesPerSecond;
+  await Promise.all(workload.bodies.map(async (requests, client) => {
     for (let r = from; r < to; r++) {
+      const dueMs = start + ((r - from) + client / CLIENTS) * intervalMs;
+      if (intervalMs > 0 && dueMs > performance.now()) await sleep(dueMs - performance.now());
       const t = performance.now();
       const response = await post(agent, url, requests[r]!);
       latenciesMs.push(performance.now() - t);
@@ -412,29 +424,37 @@ function cpuByKind(before: Map<string, { kind: string; seconds: number }>, after
 }
 
 interface TargetRun extends RunResult {
+  /** The last requests at half the rate of the measured ones. */
+  halfRate: RunResult;
   cpuSecondsPerMillion: number;
   /** Wharf only: CPU seconds per million samples by kind of thread (js_main: the JS thread, which bounds its throughput). */
   cpuByKindPerMillion: Record<string, number>;
   rssMiB: number;
 }
 
-/** Warm-up share, then the measured requests; the process's CPU time is read around the latter. */
+/**
+ * Warm-up share, then the measured requests as fast as they are answered (the process's CPU time
+ * is read around them), then the last HALF_RATE_REQUESTS at half the rate measured.
+ */
 async function ingestRun(target: Target, workload: Workload): Promise<TargetRun> {
+  const fullRateEnd = REQUESTS_PER_CLIENT - HALF_RATE_REQUESTS;
   await sendAll(target, workload, 0, WARMUP_REQUESTS);
   const pid = target.child.pid!;
   const isWharf = target.name !== 'prometheus';
   const threadsBefore = isWharf ? await threadCpuSeconds(pid) : new Map();
   const cpuBefore = await cpuSeconds(pid);
-  const result = await sendAll(target, workload, WARMUP_REQUESTS, REQUESTS_PER_CLIENT);
+  const result = await sendAll(target, workload, WARMUP_REQUESTS, fullRateEnd);
   const cpuUsed = (await cpuSeconds(pid)) - cpuBefore;
   const byKind = isWharf ? cpuByKind(threadsBefore, await threadCpuSeconds(pid)) : {};
-  const measuredSamples = CLIENTS * (REQUESTS_PER_CLIENT - WARMUP_REQUESTS) * SERIES_PER_REQUEST;
+  const measuredSamples = CLIENTS * (fullRateEnd - WARMUP_REQUESTS) * SERIES_PER_REQUEST;
+  const halfRate = await sendAll(target, workload, fullRateEnd, REQUESTS_PER_CLIENT, result.samplesPerSecond / 2);
   const cpuByKindPerMillion = Object.fromEntries(Object.entries(byKind).map(([kind, seconds]) => [kind, (seconds / measuredSamples) * 1e6]));
   const rssMetric = isWharf ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
-  console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms`);
+  console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms; ` +
+    `at ${Math.round(halfRate.samplesPerSecond)} samples/s p50 ${percentile(halfRate.latenciesMs, 0.5).toFixed(1)} / p99 ${percentile(halfRate.latenciesMs, 0.99).toFixed(1)} ms`);
   return {
-    ...result, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB,
+    ...result, halfRate, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB,
   };
 }
 
@@ -445,6 +465,9 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
   report(`${name}_requests_s`, best.samplesPerSecond / SERIES_PER_REQUEST, 'requests/s');
   report(`${name}_p50_ms`, percentile(best.latenciesMs, 0.5), 'ms');
   report(`${name}_p99_ms`, percentile(best.latenciesMs, 0.99), 'ms');
+  report(`${name}_half_rate_samples_s`, best.halfRate.samplesPerSecond, 'samples/s');
+  report(`${name}_half_rate_p50_ms`, percentile(best.halfRate.latenciesMs, 0.5), 'ms');
+  report(`${name}_half_rate_p99_ms`, percentile(best.halfRate.latenciesMs, 0.99), 'ms');
   report(`${name}_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuSecondsPerMillion)), 'cpu_s');
   if (name !== 'prometheus') {
     report(`${name}_main_thread_cpu_s_per_million_samples`, Math.min(...runs.map((r) => r.cpuByKindPerMillion.js_main ?? 0)), 'cpu_s');
@@ -459,11 +482,14 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
 }
 
 async function main(): Promise<void> {
-  if (REQUESTS_PER_CLIENT <= WARMUP_REQUESTS) throw new Error('BENCH_RW_REQUESTS must be larger than BENCH_RW_WARMUP_REQUESTS');
+  if (REQUESTS_PER_CLIENT <= WARMUP_REQUESTS + HALF_RATE_REQUESTS) {
+    throw new Error('BENCH_RW_REQUESTS must be larger than BENCH_RW_WARMUP_REQUESTS + BENCH_RW_HALF_RATE_REQUESTS');
+  }
   const buildStart = performance.now();
   const workload = buildWorkload();
   const requests = CLIENTS * REQUESTS_PER_CLIENT;
-  console.log(`# payloads: ${requests} requests (${CLIENTS} clients x ${REQUESTS_PER_CLIENT}, first ${WARMUP_REQUESTS} each as warm-up) of ` +
+  console.log(`# payloads: ${requests} requests (${CLIENTS} clients x ${REQUESTS_PER_CLIENT}: first ${WARMUP_REQUESTS} each as warm-up, ` +
+    `last ${HALF_RATE_REQUESTS} at half rate) of ` +
     `${SERIES_PER_REQUEST} series x 1 sample; ${(workload.rawBytes / requests / 1024).toFixed(0)} KiB raw, ` +
     `${(workload.compressedBytes / requests / 1024).toFixed(0)} KiB snappy per request; built in ${((performance.now() - buildStart) / 1000).toFixed(1)} s`);
   report('request_raw_kib', workload.rawBytes / requests / 1024, 'KiB');
