@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { ProduceError, encodeForPartitions } from '../../src/broker/in-process-producer.ts';
 import { InvalidWriteError } from './decoded-write.ts';
-import { decodeMessage, decompress } from './decode-body.ts';
+import { decodeMessage, decompressSync } from './decode-body.ts';
 import type { DecodeJob, DecodeReply } from './decode-pool.ts';
 
 /** The bytes in a buffer of their own, to be transferred: small batches are slices of Buffer's shared pool. */
@@ -14,10 +14,10 @@ function owned(batch: Buffer): Uint8Array {
   return batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength ? batch : new Uint8Array(batch);
 }
 
-async function serve(job: DecodeJob): Promise<{ reply: DecodeReply; transfer: ArrayBuffer[] }> {
+function serve(job: DecodeJob): { reply: DecodeReply; transfer: ArrayBuffer[] } {
   const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
   try {
-    const message = await decompress(body, 0, true);
+    const message = decompressSync(body);
     const decoded = decodeMessage(job.version, message);
     const batches = encodeForPartitions(job.topic, decoded.columns, job.layout, Date.now()).map((b) => ({ ...b, batch: owned(b.batch) }));
     return {
@@ -25,7 +25,7 @@ async function serve(job: DecodeJob): Promise<{ reply: DecodeReply; transfer: Ar
         seq: job.seq,
         ok: true,
         counts: { samples: decoded.samples, histograms: decoded.histograms, exemplars: decoded.exemplars },
-        batches: batches.map((b) => ({ partition: b.partition, recordCount: b.recordCount, batch: b.batch })),
+        batches,
       },
       transfer: batches.map((b) => b.batch.buffer as ArrayBuffer),
     };
@@ -40,5 +40,6 @@ async function serve(job: DecodeJob): Promise<{ reply: DecodeReply; transfer: Ar
 const port = parentPort;
 if (port === null) throw new Error('decode-worker.ts runs as a worker thread (decode-pool.ts starts it)');
 port.on('message', (job: DecodeJob) => {
-  void serve(job).then(({ reply, transfer }) => port.postMessage(reply, transfer));
+  const { reply, transfer } = serve(job);
+  port.postMessage(reply, transfer);
 });

@@ -34,8 +34,6 @@ export const RETRY_AFTER_SECONDS = 1;
 const V1_MESSAGE = 'prometheus.WriteRequest';
 const V2_MESSAGE = 'io.prometheus.write.v2.Request';
 
-export { ProtocolVersion };
-
 export interface ReceiverOptions {
   producer: BatchProducer;
   topic: string;

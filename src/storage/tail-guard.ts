@@ -13,7 +13,7 @@
 //   as running at startBytesPerSecond, paced there (or below, as next) at once and grown from
 //   there, rather than left at full speed until the appends' p99 has already passed the target;
 // - appends and catch-up reads, and the appends' p99 past targetMs: the pace is cut in
-//   proportion (targetMs / p99, at most a halving, from the rate catch-up reads had when they
+//   proportion (targetMs / p99, at least a halving, from the rate catch-up reads had when they
 //   had less), never below minBytesPerSecond nor below 1.5 times the rate the appends wrote in
 //   the interval: a replay paced below the producers' rate would never catch up;
 // - appends and catch-up reads within the target: the pace grows by a quarter per interval.
