@@ -203,7 +203,10 @@ export class TopicTableWriter {
       const p = lane.partitions[i]!;
       const read = await next!;
       next = i + 1 < lane.partitions.length ? this.readPartition(lane.partitions[i + 1]!) : undefined;
-      if (this.stopping.signal.aborted || this.bufferedBytes() >= config.bufferMaxBytes) break;
+      if (this.stopping.signal.aborted || this.bufferedBytes() >= config.bufferMaxBytes) {
+        read.lease?.release();
+        break;
+      }
       if (read.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
         this.skipToLogStart(p, read.logStartOffset);
         continue;
@@ -211,7 +214,9 @@ export class TopicTableWriter {
       if (read.errorCode !== ErrorCode.NONE) throw new Error(`reading ${this.topic}/${p}: Kafka error ${read.errorCode}`);
       if (read.batches.length === 0) continue;
       const skipBelow = this.tables.map((t) => t.committed[p]!);
-      const outcome = await lane.client.append(lane.conversionId, p, read.batches, this.position[p]!, skipBelow);
+      const appended = lane.client.append(lane.conversionId, p, read.batches, this.position[p]!, skipBelow);
+      read.lease?.release(); // append() copied the batches into the message it posted
+      const outcome = await appended;
       if (outcome.nextOffset <= this.position[p]!) throw new Error(`${this.topic}/${p}: read at ${this.position[p]} did not advance`);
       this.position[p] = outcome.nextOffset;
       lane.bufferedBytes = outcome.bufferedBytes;
@@ -219,7 +224,7 @@ export class TopicTableWriter {
       if (outcome.skippedRecords > 0) tableMetrics.recordsSkipped.inc({ topic: this.topic }, outcome.skippedRecords);
       progressed = true;
     }
-    next?.catch(() => undefined);
+    next?.then((read) => read.lease?.release(), () => undefined);
     return progressed;
   }
 

@@ -5,14 +5,21 @@
 import type { Socket } from 'node:net';
 import { log } from '../metrics/log.ts';
 import { connectionsActive, connectionsRejectedTotal } from '../metrics/registry.ts';
+import type { ReadLease } from '../storage/stream.ts';
+
+export interface FrameResponse {
+  /** The response, size prefix included. */
+  chunks: Buffer[];
+  /** Pins of memory the chunks point into (log cache slabs): released once they are written. */
+  leases: ReadLease[];
+}
 
 export interface FrameHandler {
   /**
-   * Handles one request frame (without its size prefix). Returns the response chunks (with their
-   * size prefix), or null when the request gets no response (Produce acks=0). Throwing closes the
-   * connection.
+   * Handles one request frame (without its size prefix). Returns the response, or null when the
+   * request gets no response (Produce acks=0). Throwing closes the connection.
    */
-  handle(frame: Buffer, connection: Connection): Promise<Buffer[] | null>;
+  handle(frame: Buffer, connection: Connection): Promise<FrameResponse | null>;
 }
 
 export interface ConnectionLimits {
@@ -22,7 +29,7 @@ export interface ConnectionLimits {
 
 interface Pending {
   done: boolean;
-  response: Buffer[] | null;
+  response: FrameResponse | null;
   frameBytes: number;
 }
 
@@ -136,11 +143,20 @@ export class Connection {
     while (this.pending.length > 0 && this.pending[0]!.done) {
       const entry = this.pending.shift()!;
       this.inflightBytes -= entry.frameBytes;
-      if (entry.response && !this.closed) {
-        if (!wrote) this.socket.cork();
-        wrote = true;
-        for (const chunk of entry.response) this.socket.write(chunk);
+      const response = entry.response;
+      if (response === null) continue;
+      if (this.closed) {
+        releaseAll(response.leases);
+        continue;
       }
+      if (!wrote) this.socket.cork();
+      wrote = true;
+      const { chunks, leases } = response;
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(chunks[i]!);
+      // Called once the bytes are handed to the kernel, or with an error when the socket is gone.
+      if (leases.length === 0) this.socket.write(chunks[last]!);
+      else this.socket.write(chunks[last]!, () => releaseAll(leases));
     }
     if (wrote) this.socket.uncork();
     if (this.paused && this.inflightBytes <= this.limits.maxInflightBytes) {
@@ -148,4 +164,8 @@ export class Connection {
       this.socket.resume();
     }
   }
+}
+
+function releaseAll(leases: readonly ReadLease[]): void {
+  for (const lease of leases) lease.release();
 }

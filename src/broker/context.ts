@@ -5,6 +5,7 @@ import type { ClusterModel } from '../metadata/cluster-model.ts';
 import type { GroupCoordinator } from '../groups/coordinator.ts';
 import type { TopicRegistry } from './topics.ts';
 import type { Connection } from './connection.ts';
+import type { ReadLease } from '../storage/stream.ts';
 
 export interface BrokerParts {
   config: WharfConfig;
@@ -21,4 +22,6 @@ export interface RequestContext {
   apiVersion: number;
   clientId: string | null;
   connection: Connection;
+  /** Pins of memory the response's chunks point into, released once they are written. */
+  responseLeases: ReadLease[];
 }

@@ -9,7 +9,7 @@ import {
 } from '../protocol/index.ts';
 import { API_TABLE, ErrorCode, ProtocolError } from '../protocol/index.ts';
 import { requestDurationSeconds, requestsTotal } from '../metrics/registry.ts';
-import type { Connection, FrameHandler } from './connection.ts';
+import type { Connection, FrameHandler, FrameResponse } from './connection.ts';
 import type { BrokerParts, RequestContext } from './context.ts';
 import { apiVersionsResponse, handleApiVersions } from './handlers/api-versions.ts';
 import { handleCreateTopics } from './handlers/create-topics.ts';
@@ -53,7 +53,7 @@ export class Router implements FrameHandler {
     this.broker = broker;
   }
 
-  async handle(frame: Buffer, connection: Connection): Promise<Buffer[] | null> {
+  async handle(frame: Buffer, connection: Connection): Promise<FrameResponse | null> {
     const started = performance.now();
     const header = decodeRequestHeader(frame);
     connection.clientId = header.clientId;
@@ -65,14 +65,18 @@ export class Router implements FrameHandler {
     if (!isSupported(apiKey, apiVersion)) {
       if (apiKey !== ApiKey.API_VERSIONS) throw new ProtocolError(`${api} v${apiVersion} is not supported`);
       requestsTotal.inc({ api, result: 'UNSUPPORTED_VERSION' });
-      return encodeResponse(ApiKey.API_VERSIONS, 0, correlationId, apiVersionsResponse(ErrorCode.UNSUPPORTED_VERSION));
+      return { chunks: encodeResponse(ApiKey.API_VERSIONS, 0, correlationId, apiVersionsResponse(ErrorCode.UNSUPPORTED_VERSION)), leases: [] };
     }
     const request = decodeRequest(apiKey, apiVersion, frame, header.bodyOffset);
-    const ctx: RequestContext = { broker: this.broker, apiVersion, clientId: header.clientId, connection };
+    const ctx: RequestContext = { broker: this.broker, apiVersion, clientId: header.clientId, connection, responseLeases: [] };
     const handler = ROUTES[apiKey] as Handler<typeof apiKey>;
     const response = await handler(ctx, request);
     requestsTotal.inc({ api, result: 'ok' });
     requestDurationSeconds.observe({ api }, (performance.now() - started) / 1000);
-    return response === null ? null : encodeResponse(apiKey, apiVersion, correlationId, response);
+    if (response === null) {
+      for (const lease of ctx.responseLeases) lease.release();
+      return null;
+    }
+    return { chunks: encodeResponse(apiKey, apiVersion, correlationId, response), leases: ctx.responseLeases };
   }
 }

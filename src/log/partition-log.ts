@@ -32,7 +32,7 @@ import {
   validateProducedBatch,
   type TimestampAndOffset,
 } from '../protocol/records.ts';
-import { OffsetOutOfRangeError, type Stream } from '../storage/stream.ts';
+import { OffsetOutOfRangeError, type ReadLease, type Stream } from '../storage/stream.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import {
   checkSequence,
@@ -102,6 +102,8 @@ export interface LogReadResult {
   batches: Buffer[];
   highWatermark: number;
   logStartOffset: number;
+  /** See ReadResult.lease: release it once the batches are written or copied. */
+  lease?: ReadLease;
 }
 
 export interface OffsetForTimestampResult {
@@ -369,6 +371,7 @@ export class PartitionLog {
         batches: result.batches,
         highWatermark: this.highWatermark(),
         logStartOffset: this.stream.startOffset(),
+        lease: result.lease,
       };
     } catch (err) {
       if (!(err instanceof OffsetOutOfRangeError)) throw err;
@@ -593,17 +596,22 @@ export class PartitionLog {
     let offset = from;
     while (offset < until) {
       const result = await this.stream.read(offset, this.scanReadBytes);
-      if (result.batches.length === 0) return;
-      for (const buffer of result.batches) {
-        let keepGoing = true;
-        const errorCode = forEachBatch(buffer, (pos, sizeBytes) => {
-          const baseOffset = readBaseOffset(buffer, pos);
-          if (baseOffset >= until) return (keepGoing = false);
-          if (baseOffset + readLastOffsetDelta(buffer, pos) < from) return true;
-          return (keepGoing = visit(buffer, pos, sizeBytes));
-        });
-        if (errorCode !== ErrorCode.NONE) throw new Error(`stream ${this.stream.streamId} returned a truncated batch near offset ${offset}`);
-        if (!keepGoing) return;
+      // The visitors read numbers out of the batches and keep no view of them.
+      try {
+        if (result.batches.length === 0) return;
+        for (const buffer of result.batches) {
+          let keepGoing = true;
+          const errorCode = forEachBatch(buffer, (pos, sizeBytes) => {
+            const baseOffset = readBaseOffset(buffer, pos);
+            if (baseOffset >= until) return (keepGoing = false);
+            if (baseOffset + readLastOffsetDelta(buffer, pos) < from) return true;
+            return (keepGoing = visit(buffer, pos, sizeBytes));
+          });
+          if (errorCode !== ErrorCode.NONE) throw new Error(`stream ${this.stream.streamId} returned a truncated batch near offset ${offset}`);
+          if (!keepGoing) return;
+        }
+      } finally {
+        result.lease?.release();
       }
       if (result.nextOffset <= offset) throw new Error(`stream ${this.stream.streamId} read at ${offset} did not advance`);
       offset = result.nextOffset;

@@ -10,6 +10,7 @@
 //   wharf_upload_duration_seconds         histogram: freeze → commit → WAL trim of one object
 //   wharf_upload_failures_total           uploads that failed (retried later)
 //   wharf_log_cache_bytes{state}          gauge: cached batch bytes, uploaded | unuploaded
+//   wharf_log_cache_memory_bytes          gauge: memory allocated for the log cache (its slabs)
 //   wharf_object_wal_put_duration_seconds histogram: one object WAL PUT (retries included)
 //   wharf_object_wal_put_bytes_total      bytes of the object WAL objects written
 //   wharf_object_wal_deleted_objects_total object WAL objects deleted by trims
@@ -78,10 +79,12 @@ export const objectWalPutBytesTotal = counter('wharf_object_wal_put_bytes_total'
 export const objectWalDeletedObjectsTotal = counter('wharf_object_wal_deleted_objects_total', 'Object WAL objects deleted by trims.');
 
 const LOG_CACHE_BYTES = 'wharf_log_cache_bytes';
+const LOG_CACHE_MEMORY_BYTES = 'wharf_log_cache_memory_bytes';
 
 export interface LogCacheBytesSource {
   uploadedBytes(): number;
   unuploadedBytes(): number;
+  memoryBytes(): number;
 }
 
 let logCacheSource: LogCacheBytesSource | undefined;
@@ -100,6 +103,16 @@ if (register.getSingleMetric(LOG_CACHE_BYTES) === undefined) {
       if (logCacheSource === undefined) return;
       this.set({ state: 'uploaded' }, logCacheSource.uploadedBytes());
       this.set({ state: 'unuploaded' }, logCacheSource.unuploadedBytes());
+    },
+  });
+}
+
+if (register.getSingleMetric(LOG_CACHE_MEMORY_BYTES) === undefined) {
+  new Gauge({
+    name: LOG_CACHE_MEMORY_BYTES,
+    help: 'Memory allocated for the log cache: slabs holding batches and pooled ones.',
+    collect() {
+      if (logCacheSource !== undefined) this.set(logCacheSource.memoryBytes());
     },
   });
 }

@@ -11,11 +11,22 @@ export interface AppendRequest {
   batch: Buffer;
 }
 
+/** Pins memory that is reused once released (log cache slabs). */
+export interface ReadLease {
+  /** The reader is done with the batches; later calls do nothing. */
+  release(): void;
+}
+
 export interface ReadResult {
   /** Whole batches in offset order; the first holds startOffset. Slices, not copies. */
   batches: Buffer[];
   /** Offset after the last batch returned. */
   nextOffset: number;
+  /**
+   * Set when the batches are views of log cache memory: it is reused after release(), so release
+   * only once nothing reads them any more. A lease never released leaves that memory to the GC.
+   */
+  lease?: ReadLease;
 }
 
 export interface Stream {

@@ -92,6 +92,7 @@ describe('object store faults', () => {
     // it, and appends wait for uploads when unuploaded batches alone would pass it.
     let maxCacheBytes = 0;
     let maxUnuploadedBytes = 0;
+    let maxMemoryBytes = 0;
     let maxRssBytes = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -101,6 +102,7 @@ describe('object store faults', () => {
         const total = values.reduce((n, v) => n + v.value, 0);
         maxCacheBytes = Math.max(maxCacheBytes, total);
         maxUnuploadedBytes = Math.max(maxUnuploadedBytes, unuploaded);
+        maxMemoryBytes = Math.max(maxMemoryBytes, await metricSum('wharf_log_cache_memory_bytes'));
         maxRssBytes = Math.max(maxRssBytes, process.memoryUsage().rss);
         await sleep(25);
       }
@@ -138,7 +140,7 @@ describe('object store faults', () => {
     const injected = { ...faulty!.injected };
     const uploads = (await metricSum('wharf_upload_objects_total')) - uploadsBefore;
     // eslint-disable-next-line no-console
-    console.log({ sends, acked: acked.size, injected, uploads, maxCacheBytes, maxUnuploadedBytes, maxRssMiB: Math.round(maxRssBytes / MiB) });
+    console.log({ sends, acked: acked.size, injected, uploads, maxCacheBytes, maxUnuploadedBytes, maxMemoryBytes, maxRssMiB: Math.round(maxRssBytes / MiB) });
 
     expect(sends).toBeGreaterThan(20); // produce went on
     expect(injected.error).toBeGreaterThan(0);
@@ -150,6 +152,8 @@ describe('object store faults', () => {
     const batchSlackBytes = MiB;
     expect(maxUnuploadedBytes).toBeLessThanOrEqual(config.logCacheSizeBytes);
     expect(maxCacheBytes).toBeLessThanOrEqual(config.logCacheSizeBytes + batchSlackBytes);
+    // The memory behind those bytes: slabs reused, with room for slab tails and two slabs.
+    expect(maxMemoryBytes).toBeLessThanOrEqual(config.logCacheSizeBytes * 1.25 + batchSlackBytes);
 
     // Faults off: flush everything to objects, then read it all back from the beginning.
     const flushed = await fetch(`http://127.0.0.1:${config.httpPort}/admin/flush`, { method: 'POST' });

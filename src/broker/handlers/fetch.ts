@@ -9,6 +9,7 @@ import type {
 import { ErrorCode } from '../../protocol/errors.ts';
 import { fetchBytesTotal } from '../../metrics/registry.ts';
 import type { PartitionLog } from '../../log/partition-log.ts';
+import type { ReadLease } from '../../storage/stream.ts';
 import type { RequestContext } from '../context.ts';
 import type { OpenTopic } from '../topics.ts';
 
@@ -42,12 +43,21 @@ function resolveTopic(ctx: RequestContext, name: string, topicId: string): OpenT
   return ctx.broker.topics.get(name);
 }
 
+interface Round {
+  bytes: number;
+  errors: boolean;
+  parts: FetchResponsePartition[];
+  /** Pins of the batches read from the log cache: released once they are written. */
+  leases: ReadLease[];
+}
+
 /** Reads every partition once; returns the bytes gathered and whether an error was met. */
-async function readAll(targets: Target[], maxBytes: number): Promise<{ bytes: number; errors: boolean; parts: FetchResponsePartition[] }> {
+async function readAll(targets: Target[], maxBytes: number): Promise<Round> {
   let remaining = maxBytes;
   let bytes = 0;
   let errors = false;
   const parts: FetchResponsePartition[] = [];
+  const leases: ReadLease[] = [];
   for (const target of targets) {
     const { request, log } = target;
     if (!log) {
@@ -61,6 +71,7 @@ async function readAll(targets: Target[], maxBytes: number): Promise<{ bytes: nu
       ? await log.read(request.fetchOffset, Math.max(limit, 1))
       : { errorCode: ErrorCode.NONE, batches: [], highWatermark: log.highWatermark(), logStartOffset: log.logStartOffset() };
     if (result.errorCode !== ErrorCode.NONE) errors = true;
+    if (result.lease !== undefined) leases.push(result.lease);
     let size = 0;
     for (const batch of result.batches) size += batch.length;
     bytes += size;
@@ -76,7 +87,7 @@ async function readAll(targets: Target[], maxBytes: number): Promise<{ bytes: nu
       records: result.batches,
     });
   }
-  return { bytes, errors, parts };
+  return { bytes, errors, parts, leases };
 }
 
 export async function handleFetch(ctx: RequestContext, request: FetchRequest): Promise<FetchResponse> {
@@ -105,9 +116,12 @@ export async function handleFetch(ctx: RequestContext, request: FetchRequest): P
     abort.abort();
     ctx.broker.stopping.removeEventListener('abort', onStop);
     if (!advanced && Date.now() >= deadline) break;
+    const previous = round;
     round = await readAll(targets, maxBytes);
+    for (const lease of previous.leases) lease.release();
   }
   targets.forEach((t, i) => t.topic.partitions.push(round.parts[i]!));
+  ctx.responseLeases.push(...round.leases);
   fetchBytesTotal.inc(round.bytes);
   return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: topics };
 }

@@ -2,7 +2,8 @@
 // need no I/O and uploads need no WAL reads.
 //
 // Per stream, batches sit in arrays in offset order (base and end offsets beside them for binary
-// search), as references to the appended Buffers: nothing is copied. A batch is first
+// search), as copies in slabs of a pool allocated once (slabs.ts says why, and how reads pin
+// them until released). A batch is first
 // *unuploaded*: it is not evicted, whatever the size, until markUploaded() says an object holding
 // it is committed (stream storage keeps unuploaded bytes within capacityBytes: appends wait for
 // uploads when they would pass it). Uploaded batches are evicted first-in first-out across
@@ -16,7 +17,9 @@
 // other streams, oldest first within each; a stream's references are then ahead of its batches
 // by as many (skippedRefs), and those first references are skipped when they reach the front.
 
+import type { ReadLease } from '../stream.ts';
 import { reportLogCache } from '../storage-metrics.ts';
+import { copyOf, SlabPool, type Slab } from './slabs.ts';
 
 export const DEFAULT_LOG_CACHE_BYTES = 512 * 1024 * 1024;
 
@@ -34,6 +37,8 @@ export interface UnuploadedRange {
 export interface CacheReadResult {
   batches: Buffer[];
   nextOffset: number;
+  /** Pins the batches' memory: release it when done with them. */
+  lease: ReadLease;
 }
 
 class StreamEntries {
@@ -42,6 +47,7 @@ class StreamEntries {
   baseOffsets: number[] = [];
   endOffsets: number[] = [];
   batches: (Buffer | undefined)[] = [];
+  slabs: (Slab | undefined)[] = [];
   /** First cached index (earlier ones were evicted). */
   head = 0;
   /** Entries [head, uploadedTo) are uploaded; [uploadedTo, length) are not. */
@@ -79,29 +85,34 @@ class StreamEntries {
     return lo;
   }
 
-  /** Drops the oldest batch; returns its size. */
-  evictOldest(): number {
-    const batch = this.batches[this.head]!;
+  /** Drops the oldest batch (an uploaded one); returns its size. */
+  evictOldest(pool: SlabPool): number {
+    const size = this.batches[this.head]!.length; // read first: freeing a slab empties its views
+    pool.evicted(this.slabs[this.head]!);
     this.batches[this.head] = undefined;
+    this.slabs[this.head] = undefined;
     this.head++;
     if (this.head === this.length) {
       this.baseOffsets = [];
       this.endOffsets = [];
       this.batches = [];
+      this.slabs = [];
       this.uploadedTo = this.head = 0;
     } else if (this.head > 256 && this.head * 2 > this.length) {
       this.baseOffsets = this.baseOffsets.slice(this.head);
       this.endOffsets = this.endOffsets.slice(this.head);
       this.batches = this.batches.slice(this.head);
+      this.slabs = this.slabs.slice(this.head);
       this.uploadedTo -= this.head;
       this.head = 0;
     }
-    return batch.length;
+    return size;
   }
 }
 
 export class LogCache {
   readonly capacityBytes: number;
+  private readonly pool: SlabPool;
   private readonly streams = new Map<number, StreamEntries>();
   /** Streams holding unuploaded batches. */
   private readonly dirty = new Set<StreamEntries>();
@@ -115,10 +126,11 @@ export class LogCache {
 
   constructor(options: { capacityBytes?: number } = {}) {
     this.capacityBytes = options.capacityBytes ?? DEFAULT_LOG_CACHE_BYTES;
+    this.pool = new SlabPool(this.capacityBytes);
     reportLogCache(this);
   }
 
-  /** Adds an unuploaded batch; it must start where the stream's cached batches end. */
+  /** Adds a copy of an unuploaded batch; it must start where the stream's cached batches end. */
   append(streamId: number, baseOffset: number, endOffset: number, batch: Buffer): void {
     if (endOffset <= baseOffset) throw new RangeError(`empty batch [${baseOffset}, ${endOffset})`);
     let entries = this.streams.get(streamId);
@@ -130,9 +142,11 @@ export class LogCache {
     if (end !== undefined && end !== baseOffset) {
       throw new Error(`stream ${streamId}: cached batches end at ${end}, append at ${baseOffset}`);
     }
+    const slab = this.pool.store(batch);
     entries.baseOffsets.push(baseOffset);
     entries.endOffsets.push(endOffset);
-    entries.batches.push(batch);
+    entries.batches.push(copyOf(slab, batch.length));
+    entries.slabs.push(slab);
     entries.unuploadedBytes += batch.length;
     this.dirty.add(entries);
     this.fifo.push(entries);
@@ -143,7 +157,8 @@ export class LogCache {
 
   /**
    * Whole batches from the one holding startOffset, up to about maxBytes (at least one), none
-   * ending past endLimit. Undefined when the cache does not hold startOffset.
+   * ending past endLimit. Undefined when the cache does not hold startOffset. The batches' memory
+   * is reused once evicted and the lease released: release it when done with them.
    */
   read(streamId: number, startOffset: number, maxBytes: number, endLimit: number): CacheReadResult | undefined {
     const entries = this.streams.get(streamId);
@@ -151,16 +166,18 @@ export class LogCache {
     let i = entries.indexOf(startOffset);
     if (i < 0) return undefined;
     const batches: Buffer[] = [];
+    const slabs: Slab[] = [];
     let bytes = 0;
     let nextOffset = startOffset;
     for (; i < entries.length && entries.endOffsets[i]! <= endLimit; i++) {
       const batch = entries.batches[i]!;
       if (batches.length > 0 && bytes + batch.length > maxBytes) break;
       batches.push(batch);
+      slabs.push(entries.slabs[i]!);
       bytes += batch.length;
       nextOffset = entries.endOffsets[i]!;
     }
-    return { batches, nextOffset };
+    return { batches, nextOffset, lease: this.pool.lease(slabs) };
   }
 
   /** First cached offset of the stream, if any batch is cached. */
@@ -220,7 +237,12 @@ export class LogCache {
     this.dirty.delete(entries);
     this.evictable.delete(entries);
     entries.detached = true;
-    for (let i = entries.head; i < entries.length; i++) this.totalBytes -= entries.batches[i]!.length;
+    for (let i = entries.head; i < entries.length; i++) {
+      this.totalBytes -= entries.batches[i]!.length;
+      // An upload in flight may still read an unuploaded batch: its slab is not reused.
+      if (i < entries.uploadedTo) this.pool.evicted(entries.slabs[i]!);
+      else this.pool.abandon(entries.slabs[i]!);
+    }
     this.unuploadedTotal -= entries.unuploadedBytes;
     this.detachedRefs += entries.length - entries.head + entries.skippedRefs;
     if (this.detachedRefs > 1024 && this.detachedRefs * 2 > this.fifo.length - this.fifoHead) {
@@ -242,6 +264,11 @@ export class LogCache {
     return this.totalBytes - this.unuploadedTotal;
   }
 
+  /** Memory held for batches: allocated slabs, whether in use or pooled. */
+  memoryBytes(): number {
+    return this.pool.allocatedBytes();
+  }
+
   private evict(): void {
     while (this.totalBytes > this.capacityBytes && this.fifoHead < this.fifo.length) {
       const entries = this.fifo[this.fifoHead]!;
@@ -250,7 +277,7 @@ export class LogCache {
       } else if (entries.skippedRefs > 0) {
         entries.skippedRefs--;
       } else if (entries.head < entries.uploadedTo) {
-        this.totalBytes -= entries.evictOldest();
+        this.totalBytes -= entries.evictOldest(this.pool);
         if (entries.length === 0) {
           // Nothing left (and no reference either): later appends make a new entries object.
           this.streams.delete(entries.streamId);
@@ -276,7 +303,7 @@ export class LogCache {
   private evictBehindUnuploaded(): void {
     for (const entries of this.evictable) {
       while (this.totalBytes > this.capacityBytes && entries.head < entries.uploadedTo) {
-        this.totalBytes -= entries.evictOldest();
+        this.totalBytes -= entries.evictOldest(this.pool);
         entries.skippedRefs++;
       }
       if (entries.head >= entries.uploadedTo) this.evictable.delete(entries);

@@ -175,3 +175,97 @@ describe('log cache', () => {
     expect(cache.read(3, 0, 1000, 2)!.batches).toHaveLength(2);
   });
 });
+
+describe('log cache memory (slabs)', () => {
+  const KiB = 1024;
+
+  /** A batch whose every byte depends on its stream and offset, so overwritten memory shows. */
+  function stamped(streamId: number, offset: number, length: number): Buffer {
+    const b = Buffer.allocUnsafe(length);
+    for (let i = 0; i < length; i++) b[i] = (streamId * 31 + offset * 7 + i) & 0xff;
+    return b;
+  }
+
+  /** Appends one uploaded batch per stream in turn, reading and releasing each, n rounds. */
+  function churn(cache: LogCache, streams: number, from: number, rounds: number, length: number): void {
+    for (let offset = from; offset < from + rounds; offset++) {
+      for (let s = 1; s <= streams; s++) {
+        cache.append(s, offset, offset + 1, stamped(s, offset, length));
+        cache.markUploaded(s, offset + 1);
+        const read = cache.read(s, offset, length, offset + 1)!;
+        expect(read.batches[0]!.equals(stamped(s, offset, length))).toBe(true);
+        read.lease.release();
+      }
+    }
+  }
+
+  it('keeps a copy: the appender may reuse its buffer at once', () => {
+    const cache = new LogCache({ capacityBytes: 1 << 20 });
+    const source = stamped(1, 0, 500);
+    cache.append(1, 0, 1, source);
+    source.fill(0);
+    expect(cache.read(1, 0, 1000, 1)!.batches[0]!.equals(stamped(1, 0, 500))).toBe(true);
+  });
+
+  it('reuses its slabs: memory stays bounded while many times its capacity passes through', () => {
+    const capacity = 1 << 20;
+    const cache = new LogCache({ capacityBytes: capacity });
+    const allocatedAtStart = cache.memoryBytes();
+    expect(allocatedAtStart).toBeGreaterThanOrEqual(capacity);
+    churn(cache, 3, 0, 700, 10 * KiB); // 21 MiB through a 1 MiB cache
+    const afterFirstPass = cache.memoryBytes();
+    expect(cache.sizeBytes()).toBeLessThanOrEqual(capacity);
+    // Slab tails (a 10 KiB batch that does not fit starts a new slab) and the slab being filled.
+    expect(afterFirstPass).toBeLessThanOrEqual(capacity * 1.25 + 2 * 64 * KiB);
+    churn(cache, 3, 700, 700, 10 * KiB);
+    expect(cache.memoryBytes()).toBe(afterFirstPass);
+  });
+
+  it('never reuses memory a read still holds, and gives back what it took meanwhile once released', () => {
+    const capacity = 256 * KiB;
+    const slabBytes = 64 * KiB; // a 256 KiB cache's slabs
+    const cache = new LogCache({ capacityBytes: capacity });
+    // 16 KiB batches, four to a slab: every fourth read is held, one per slab.
+    const held: Array<{ offset: number; view: Buffer; lease: { release(): void } }> = [];
+    for (let offset = 0; offset < 128; offset++) {
+      cache.append(1, offset, offset + 1, stamped(1, offset, 16 * KiB));
+      cache.markUploaded(1, offset + 1);
+      const read = cache.read(1, offset, 16 * KiB, offset + 1)!;
+      if (offset % 4 === 0 && held.length < 8) held.push({ offset, view: read.batches[0]!, lease: read.lease });
+      else read.lease.release();
+    }
+    expect(cache.startOffset(1)).toBeGreaterThan(held.at(-1)!.offset); // all evicted
+    for (const h of held) expect(h.view.equals(stamped(1, h.offset, 16 * KiB))).toBe(true);
+    // The held slabs could not be reused: new ones were allocated beside them.
+    expect(cache.memoryBytes()).toBeGreaterThanOrEqual(capacity + held.length * slabBytes);
+
+    for (const h of held) h.lease.release();
+    churn(cache, 1, 128, 64, 16 * KiB);
+    expect(cache.memoryBytes()).toBeLessThanOrEqual(capacity * 1.25 + 2 * slabBytes);
+  });
+
+  it('does not reuse the memory of a dropped stream\'s unuploaded batches, which an upload may be reading', () => {
+    const cache = new LogCache({ capacityBytes: 256 * KiB });
+    for (let offset = 0; offset < 4; offset++) cache.append(9, offset, offset + 1, stamped(9, offset, 4 * KiB));
+    const uploading = cache.unuploaded(9, 4)!; // what an upload round takes
+    cache.dropStream(9); // fenced while the upload is in flight
+    churn(cache, 2, 0, 400, 4 * KiB);
+    uploading.batches.forEach((b, i) => expect(b.equals(stamped(9, i, 4 * KiB))).toBe(true));
+  });
+
+  it('gives a large batch memory of its own and frees it once evicted and released', () => {
+    const cache = new LogCache({ capacityBytes: 1 << 20 });
+    const before = cache.memoryBytes();
+    const large = stamped(1, 0, 300 * KiB); // more than a quarter of a 64 KiB slab
+    cache.append(1, 0, 1, large);
+    expect(cache.memoryBytes()).toBe(before + large.length);
+    cache.markUploaded(1, 1);
+    const read = cache.read(1, 0, large.length, 1)!;
+    expect(read.batches[0]!.equals(large)).toBe(true);
+    churn(cache, 1, 1, 200, 8 * KiB); // evicts it
+    expect(cache.startOffset(1)).toBeGreaterThan(0);
+    expect(cache.memoryBytes()).toBeGreaterThanOrEqual(before + large.length); // still read
+    read.lease.release();
+    expect(cache.memoryBytes()).toBeLessThan(before + large.length);
+  });
+});
