@@ -397,8 +397,8 @@ export class StreamStorageImpl implements StreamStorage {
           maxObjectBytes: this.maxObjectBytes,
           streamSplitSizeBytes: this.streamSplitSizeBytes,
         });
-        await uploadObjects(this.uploadContext, plan, (committed) => {
-          for (const range of committed.ranges) this.cache.markUploaded(range.streamId, range.endOffset);
+        await uploadObjects(this.uploadContext, plan, (committed, bodyMayStillBeRead) => {
+          for (const range of committed.ranges) this.cache.markUploaded(range.streamId, range.endOffset, bodyMayStillBeRead);
           this.admitWaiting();
         });
       } catch (err) {
@@ -453,7 +453,8 @@ export class StreamStorageImpl implements StreamStorage {
       const pending = this.cache.unuploaded(range.streamId, Number.MAX_SAFE_INTEGER);
       if (pending === undefined || state.endOffset === pending.startOffset) continue;
       if (state.endOffset > pending.startOffset) {
-        this.cache.markUploaded(range.streamId, state.endOffset);
+        // Committed by an earlier round, whose PUT attempts are not known here: memory not reused.
+        this.cache.markUploaded(range.streamId, state.endOffset, true);
       } else {
         const err = new Error(`stream ${range.streamId}: metadata ends at ${state.endOffset}, unuploaded data starts at ${pending.startOffset}`);
         log.error({ streamId: range.streamId }, err.message);

@@ -24,6 +24,7 @@ import type { CommittedObject, ObjectRef, StreamMetadata, StreamRange } from './
 import { DataObjectWriter } from './objects/format.ts';
 import type { ObjectStore } from './objectstore/objectstore.ts';
 import { uploadBytesTotal, uploadDurationSeconds, uploadObjectsTotal } from './storage-metrics.ts';
+import { abandonedPutAttempts } from './objectstore/retrying.ts';
 
 export const DEFAULT_STREAM_SPLIT_SIZE_BYTES = 16 * 1024 * 1024;
 /** Streams per stream set object: its commit stays well inside a 1024-op metadata transaction. */
@@ -166,6 +167,8 @@ function packObjects(
 export interface StoredObject {
   object: CommittedObject;
   startedNs: bigint;
+  /** An abandoned PUT attempt may still read the batches (see abandonedPutAttempts). */
+  bodyMayStillBeRead: boolean;
 }
 
 /**
@@ -178,7 +181,7 @@ export interface StoredObject {
 export async function uploadObjects(
   context: ObjectUploadContext,
   plan: readonly (readonly ObjectPart[])[],
-  onCommitted: (object: CommittedObject) => void,
+  onCommitted: (object: CommittedObject, bodyMayStillBeRead: boolean) => void,
 ): Promise<void> {
   const stores: Promise<StoredObject>[] = [];
   let committed = 0;
@@ -197,7 +200,7 @@ export async function uploadObjects(
       uploadObjectsTotal.inc();
       uploadBytesTotal.inc(stored.object.sizeBytes);
       uploadDurationSeconds.observe(Number(process.hrtime.bigint() - stored.startedNs) / 1e9);
-      onCommitted(stored.object);
+      onCommitted(stored.object, stored.bodyMayStillBeRead);
     }
   } catch (err) {
     const settled = await Promise.allSettled(stores.slice(committed));
@@ -232,8 +235,10 @@ export async function storeObject(context: ObjectStoreContext, parts: readonly O
   checkRanges(ranges, finished.ranges);
   const objectId = await context.metadata.prepareObject(context.prepareTtlMs);
   const key = objectKey(context.objectKeyPrefix, objectId);
+  const abandonedBefore = abandonedPutAttempts();
   await context.objectStore.put(key, finished.chunks);
-  return { object: { objectId, key, sizeBytes: finished.sizeBytes, ranges }, startedNs };
+  const bodyMayStillBeRead = abandonedPutAttempts() !== abandonedBefore;
+  return { object: { objectId, key, sizeBytes: finished.sizeBytes, ranges }, startedNs, bodyMayStillBeRead };
 }
 
 /**

@@ -215,11 +215,16 @@ export class LogCache {
     };
   }
 
-  /** Marks the stream's batches ending at or before endOffset uploaded: they become evictable. */
-  markUploaded(streamId: number, endOffset: number): void {
+  /**
+   * Marks the stream's batches ending at or before endOffset uploaded: they become evictable.
+   * bodyMayStillBeRead: an abandoned PUT attempt may still read them, so their slabs are left to
+   * the GC instead of being reused.
+   */
+  markUploaded(streamId: number, endOffset: number, bodyMayStillBeRead = false): void {
     const entries = this.streams.get(streamId);
     if (entries === undefined) return;
     while (entries.uploadedTo < entries.length && entries.endOffsets[entries.uploadedTo]! <= endOffset) {
+      if (bodyMayStillBeRead) this.pool.abandon(entries.slabs[entries.uploadedTo]!);
       const bytes = entries.batches[entries.uploadedTo++]!.length;
       entries.unuploadedBytes -= bytes;
       this.unuploadedTotal -= bytes;

@@ -13,6 +13,17 @@ import { bodyLength, readParts } from './objectstore.ts';
 import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 import { httpStatusOf, isObjectNotFound, sleep } from './util.ts';
 
+let abandonedPuts = 0;
+
+/**
+ * PUT attempts abandoned on their timeout so far, in this process. Such an attempt may go on
+ * reading its body after the call has returned: a caller whose PUT saw this count move must not
+ * reuse the body's memory (the log cache then leaves those slabs to the GC).
+ */
+export function abandonedPutAttempts(): number {
+  return abandonedPuts;
+}
+
 export interface RetryOptions {
   /** Attempts per call, the first included. Default 5. */
   maxAttempts?: number;
@@ -108,6 +119,7 @@ export class RetryingObjectStore implements ObjectStore {
       try {
         return await withTimeout(op, timeoutMs, call);
       } catch (err) {
+        if (op === 'put' && err instanceof ObjectStoreTimeoutError) abandonedPuts++;
         if (attempt >= this.maxAttempts || !isRetryable(err)) throw err;
         const capMs = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
         const delayMs = Math.round(this.random() * capMs * (isThrottling(err) ? this.slowDownFactor : 1));

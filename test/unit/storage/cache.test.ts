@@ -253,6 +253,16 @@ describe('log cache memory (slabs)', () => {
     uploading.batches.forEach((b, i) => expect(b.equals(stamped(9, i, 4 * KiB))).toBe(true));
   });
 
+  it('does not reuse the memory of batches an abandoned PUT attempt may still read', () => {
+    const cache = new LogCache({ capacityBytes: 256 * KiB });
+    for (let offset = 0; offset < 4; offset++) cache.append(9, offset, offset + 1, stamped(9, offset, 4 * KiB));
+    const uploaded = cache.unuploaded(9, 4)!; // the PUT's body
+    cache.markUploaded(9, 4, true); // committed, but an abandoned attempt may still be running
+    churn(cache, 2, 0, 400, 4 * KiB);
+    expect(cache.startOffset(9)).toBeUndefined(); // evicted long ago
+    uploaded.batches.forEach((b, i) => expect(b.equals(stamped(9, i, 4 * KiB))).toBe(true));
+  });
+
   it('gives a large batch memory of its own and frees it once evicted and released', () => {
     const cache = new LogCache({ capacityBytes: 1 << 20 });
     const before = cache.memoryBytes();

@@ -11,7 +11,7 @@ import { InstrumentedObjectStore } from '../../../src/storage/objectstore/instru
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
 import { ObjectNotFoundError } from '../../../src/storage/objectstore/objectstore.ts';
 import type { ObjectInfo, ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
-import { ObjectStoreTimeoutError, RetryingObjectStore } from '../../../src/storage/objectstore/retrying.ts';
+import { abandonedPutAttempts, ObjectStoreTimeoutError, RetryingObjectStore } from '../../../src/storage/objectstore/retrying.ts';
 import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
 import { startS3rver } from '../../helpers/s3rver.ts';
 import type { S3rverHandle } from '../../helpers/s3rver.ts';
@@ -95,6 +95,30 @@ describe('retrying object store', () => {
     rootDir = await mkdtemp(path.join(os.tmpdir(), 'wharf-objectstore-retry-'));
   });
   afterAll(() => rm(rootDir, { recursive: true, force: true }));
+
+  it('counts a PUT attempt abandoned on its timeout, which may still read the body', async () => {
+    const local = new LocalObjectStore(rootDir);
+    let calls = 0;
+    const slowFirst: ObjectStore = {
+      put: async (k, b) => {
+        if (calls++ === 0) await new Promise((resolve) => setTimeout(resolve, 300)); // outlives its timeout
+        return local.put(k, b);
+      },
+      get: (k, r) => local.get(k, r),
+      head: (k) => local.head(k),
+      list: (p) => local.list(p),
+      delete: (ks) => local.delete(ks),
+      close: () => local.close(),
+    };
+    const store = new RetryingObjectStore(slowFirst, { ...FAST_RETRIES, timeoutMs: 100, timeoutMsPerMiB: 0 });
+    const before = abandonedPutAttempts();
+    await store.put('abandoned/a', Buffer.from('body'));
+    expect(calls).toBe(2);
+    expect(abandonedPutAttempts()).toBe(before + 1);
+    await store.put('abandoned/b', Buffer.from('body')); // a PUT that did not time out counts nothing
+    expect(abandonedPutAttempts()).toBe(before + 1);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // let the abandoned attempt finish
+  });
 
   it('does not retry a missing object', async () => {
     const attempts: string[] = [];
