@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { log } from '../metrics/log.ts';
 import { connectionsActive, connectionsRejectedTotal } from '../metrics/registry.ts';
-import type { ReadLease } from '../storage/stream.ts';
+import { releaseAll, type ReadLease } from '../storage/stream.ts';
 
 export interface FrameResponse {
   /** The response, size prefix included. */
@@ -164,8 +164,4 @@ export class Connection {
       this.socket.resume();
     }
   }
-}
-
-function releaseAll(leases: readonly ReadLease[]): void {
-  for (const lease of leases) lease.release();
 }

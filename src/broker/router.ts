@@ -11,6 +11,7 @@ import { API_TABLE, ErrorCode, ProtocolError } from '../protocol/index.ts';
 import { requestDurationSeconds, requestsTotal } from '../metrics/registry.ts';
 import type { Connection, FrameHandler, FrameResponse } from './connection.ts';
 import type { BrokerParts, RequestContext } from './context.ts';
+import { releaseAll } from '../storage/stream.ts';
 import { apiVersionsResponse, handleApiVersions } from './handlers/api-versions.ts';
 import { handleCreateTopics } from './handlers/create-topics.ts';
 import { handleDeleteTopics } from './handlers/delete-topics.ts';
@@ -74,7 +75,7 @@ export class Router implements FrameHandler {
     requestsTotal.inc({ api, result: 'ok' });
     requestDurationSeconds.observe({ api }, (performance.now() - started) / 1000);
     if (response === null) {
-      for (const lease of ctx.responseLeases) lease.release();
+      releaseAll(ctx.responseLeases);
       return null;
     }
     return { chunks: encodeResponse(apiKey, apiVersion, correlationId, response), leases: ctx.responseLeases };

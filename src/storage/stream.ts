@@ -17,6 +17,10 @@ export interface ReadLease {
   release(): void;
 }
 
+export function releaseAll(leases: Iterable<ReadLease>): void {
+  for (const lease of leases) lease.release();
+}
+
 export interface ReadResult {
   /** Whole batches in offset order; the first holds startOffset. Slices, not copies. */
   batches: Buffer[];

@@ -2,7 +2,8 @@
 // tests: free ports picked here (the Kafka port is advertised in Metadata, so port 0 is not an
 // option), a temporary data directory, stdout/stderr kept in a bounded buffer, and /readyz
 // polled before the handle is returned. Tests call `printBrokerLogsOnFailure()` once per file
-// so that a failing test shows what the broker said.
+// so that a failing test shows what the broker said. inProcessBrokerConfig() is the config of a
+// broker a test runs in its own process instead (`new Broker(config)`).
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -14,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach } from 'vitest';
 import { BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
+import { defaultConfig, type WharfConfig } from '../../src/config/config.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI_PATH = join(REPO_ROOT, 'src', 'cli', 'main.ts');
@@ -92,6 +94,24 @@ async function distinctFreePorts(count: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < count) ports.add(await freePort());
   return [...ports];
+}
+
+/**
+ * The defaults, on loopback with free Kafka and HTTP ports, a 64 MiB WAL and no group rebalance
+ * delay, then `overrides`: for a broker run in the test's own process.
+ */
+export async function inProcessBrokerConfig(dataDir: string, overrides: Partial<WharfConfig> = {}): Promise<WharfConfig> {
+  const [kafkaPort, httpPort] = await distinctFreePorts(2);
+  return {
+    ...defaultConfig(),
+    dataDir,
+    host: '127.0.0.1',
+    kafkaPort: kafkaPort!,
+    httpPort: httpPort!,
+    walCapacityBytes: 64 * 1024 * 1024,
+    groupInitialRebalanceDelayMs: 0,
+    ...overrides,
+  };
 }
 
 export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker> {

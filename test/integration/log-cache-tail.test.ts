@@ -6,9 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
 import { Broker } from '../../src/broker/broker.ts';
-import { defaultConfig, type WharfConfig } from '../../src/config/config.ts';
+import type { WharfConfig } from '../../src/config/config.ts';
 import { register } from '../../src/metrics/registry.ts';
-import { freePort } from '../helpers/broker.ts';
+import { inProcessBrokerConfig } from '../helpers/broker.ts';
 
 // The log cache copies batches into slabs it reuses once their batches are evicted and the
 // responses that point into them are written. Through a cache far smaller than the data, a
@@ -32,18 +32,7 @@ describe('tailing through a small log cache', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-tail-cache-'));
-    config = {
-      ...defaultConfig(),
-      dataDir,
-      host: '127.0.0.1',
-      kafkaPort: await freePort(),
-      httpPort: await freePort(),
-      walCapacityBytes: 64 * MiB,
-      logCacheSizeBytes: 4 * MiB,
-      uploadIntervalMs: 100,
-      uploadSizeBytes: 1 * MiB,
-      groupInitialRebalanceDelayMs: 0,
-    };
+    config = await inProcessBrokerConfig(dataDir, { logCacheSizeBytes: 4 * MiB, uploadIntervalMs: 100, uploadSizeBytes: 1 * MiB });
     broker = new Broker(config);
     await broker.start();
   });

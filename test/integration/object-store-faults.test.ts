@@ -5,11 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
 import { Broker } from '../../src/broker/broker.ts';
-import { defaultConfig } from '../../src/config/config.ts';
 import type { WharfConfig } from '../../src/config/config.ts';
 import { register } from '../../src/metrics/registry.ts';
 import { FaultyObjectStore, seededRandom } from '../../src/storage/objectstore/faulty.ts';
-import { freePort } from '../helpers/broker.ts';
+import { inProcessBrokerConfig } from '../helpers/broker.ts';
 
 // Issue 3 ("Faults"): with ~10% of object-store calls failing or timing out for a while, produce
 // goes on, the log cache stays within its bounds, and once the faults stop every acknowledged
@@ -40,19 +39,12 @@ describe('object store faults', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-faults-'));
-    config = {
-      ...defaultConfig(),
-      dataDir,
-      host: '127.0.0.1',
-      kafkaPort: await freePort(),
-      httpPort: await freePort(),
-      walCapacityBytes: 64 * MiB,
+    config = await inProcessBrokerConfig(dataDir, {
       logCacheSizeBytes: 8 * MiB,
       uploadIntervalMs: 200,
       // Small objects: many more object-store calls during the run, so ~10% of them is many faults.
       uploadSizeBytes: 1 * MiB,
-      groupInitialRebalanceDelayMs: 0,
-    };
+    });
     broker = new Broker(config, {
       wrapObjectStore: (store) => {
         faulty = new FaultyObjectStore(store, {

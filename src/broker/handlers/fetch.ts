@@ -9,7 +9,7 @@ import type {
 import { ErrorCode } from '../../protocol/errors.ts';
 import { fetchBytesTotal } from '../../metrics/registry.ts';
 import type { PartitionLog } from '../../log/partition-log.ts';
-import type { ReadLease } from '../../storage/stream.ts';
+import { releaseAll, type ReadLease } from '../../storage/stream.ts';
 import type { RequestContext } from '../context.ts';
 import type { OpenTopic } from '../topics.ts';
 
@@ -118,7 +118,7 @@ export async function handleFetch(ctx: RequestContext, request: FetchRequest): P
     if (!advanced && Date.now() >= deadline) break;
     const previous = round;
     round = await readAll(targets, maxBytes);
-    for (const lease of previous.leases) lease.release();
+    releaseAll(previous.leases);
   }
   targets.forEach((t, i) => t.topic.partitions.push(round.parts[i]!));
   ctx.responseLeases.push(...round.leases);

@@ -42,32 +42,38 @@ function sizedResponse(): Buffer[] {
   return [head, Buffer.alloc(RESPONSE_BYTES, 7)];
 }
 
+/**
+ * One request whose large response holds a lease; the client reads nothing for a while, so the
+ * response stays queued in the server's socket. Returns the client and how often the lease was released so far.
+ */
+async function requestLeftUnread(): Promise<{ socket: net.Socket; released: () => number }> {
+  let released = 0;
+  const socket = await serve(() => ({ chunks: sizedResponse(), leases: [{ release: () => released++ }] }));
+  client = socket;
+  socket.write(request());
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return { socket, released: () => released };
+}
+
 describe('connection', () => {
   it('releases a response\'s leases only once the socket has taken all of its bytes', async () => {
-    let released = 0;
-    client = await serve(() => ({ chunks: sizedResponse(), leases: [{ release: () => released++ }] }));
-    client.write(request());
-    // The client reads nothing: the response stays queued in the server's socket.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(released).toBe(0);
+    const { socket, released } = await requestLeftUnread();
+    expect(released()).toBe(0);
 
     let received = 0;
-    client.on('data', (chunk: Buffer) => { received += chunk.length; });
-    client.resume();
+    socket.on('data', (chunk: Buffer) => { received += chunk.length; });
+    socket.resume();
     while (received < 4 + RESPONSE_BYTES) await new Promise((resolve) => setTimeout(resolve, 10));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(released).toBe(1);
+    expect(released()).toBe(1);
   });
 
   it('releases the leases of a response whose connection is gone', async () => {
-    let released = 0;
-    client = await serve(() => ({ chunks: sizedResponse(), leases: [{ release: () => released++ }] }));
-    client.write(request());
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(released).toBe(0);
-    client.destroy();
+    const { socket, released } = await requestLeftUnread();
+    expect(released()).toBe(0);
+    socket.destroy();
     const deadline = Date.now() + 5000;
-    while (released === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(released).toBe(1);
+    while (released() === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(released()).toBe(1);
   });
 });

@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLevel } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import { Broker } from '../../../src/broker/broker.ts';
-import { defaultConfig } from '../../../src/config/config.ts';
-import { freePort } from '../../helpers/broker.ts';
+import { inProcessBrokerConfig } from '../../helpers/broker.ts';
 
 // The in-process producer is what connectors write with: records must come out of the Kafka
 // protocol as a Kafka client wrote them, keyed records in the partition the Java client (and
@@ -18,15 +17,7 @@ describe('the in-process producer', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-producer-'));
-    const config = {
-      ...defaultConfig(),
-      dataDir,
-      host: '127.0.0.1',
-      kafkaPort: await freePort(),
-      httpPort: await freePort(),
-      walCapacityBytes: 64 * 1024 * 1024,
-      groupInitialRebalanceDelayMs: 0,
-    };
+    const config = await inProcessBrokerConfig(dataDir);
     broker = new Broker(config);
     await broker.start();
     kafka = new Kafka({ brokers: [`127.0.0.1:${config.kafkaPort}`], logLevel: logLevel.NOTHING });
