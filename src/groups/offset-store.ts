@@ -71,14 +71,19 @@ export class OffsetStore {
     const end = this.stream.confirmedOffset();
     let records = 0;
     while (offset < end) {
-      const { batches, nextOffset } = await this.stream.read(offset, this.replayReadBytes);
+      const { batches, nextOffset, lease } = await this.stream.read(offset, this.replayReadBytes);
       if (nextOffset <= offset) throw new Error(`offsets stream ${this.stream.streamId}: read at ${offset} made no progress`);
-      for (const batch of batches) {
-        decodeOffsetsBatches(batch, (record) => {
-          this.apply(record);
-          records++;
-          this.recordsSinceSnapshot = record.kind === 'snapshot' ? 0 : this.recordsSinceSnapshot + 1;
-        });
+      // Decoded records hold strings and numbers, no view of the batches.
+      try {
+        for (const batch of batches) {
+          decodeOffsetsBatches(batch, (record) => {
+            this.apply(record);
+            records++;
+            this.recordsSinceSnapshot = record.kind === 'snapshot' ? 0 : this.recordsSinceSnapshot + 1;
+          });
+        }
+      } finally {
+        lease?.release();
       }
       offset = nextOffset;
     }

@@ -11,12 +11,13 @@
 //
 // A read pins the slabs of the batches it returns until its caller releases it (Fetch: once the
 // response is written to the socket). A slab whose batches are all evicted while pinned is
-// recycled on the last release; a read that is never released leaves its slab to the GC. A batch
-// dropped before it was uploaded (a fenced or deleted stream) may still be read by an upload in
-// flight, so its slab is abandoned to the GC rather than reused; so are the slabs of batches
-// whose PUT had an attempt abandoned on its timeout (retrying.ts), which may still read them.
-// Batches larger than a quarter of a slab get a Buffer of their own, freed explicitly when
-// evicted and released.
+// recycled on the last release; a read that is never released leaves its slab to the GC, and in
+// allocatedBytes (the pool cannot tell when the GC frees it), so every reader in the broker
+// releases. A batch dropped before it was uploaded (a fenced or deleted stream) may still be read
+// by an upload in flight, so its slab is abandoned to the GC rather than reused; so are the slabs
+// of batches whose PUT had an attempt abandoned on its timeout (retrying.ts), which may still
+// read them. Batches larger than a quarter of a slab get a Buffer of their own, freed explicitly
+// when evicted and released.
 
 const MIN_SLAB_BYTES = 64 * 1024;
 const MAX_SLAB_BYTES = 4 * 1024 * 1024;
