@@ -87,8 +87,9 @@ export class TableCompactor {
 
   private async merge(table: LoadedTable, files: DataFile[]): Promise<LoadedTable> {
     const { catalog, store, conversions, config } = this.deps;
-    const inputs = await Promise.all(files.map((f) => store.get(table.location.keyOf(f.path))));
-    const merged = await conversions[this.nextWorker++ % conversions.length]!.compact(inputs, parquetOptions(config));
+    // The inputs are copied to the worker: nothing here keeps them past that.
+    const worker = conversions[this.nextWorker++ % conversions.length]!;
+    const merged = await worker.compact(await Promise.all(files.map((f) => store.get(table.location.keyOf(f.path)))), parquetOptions(config));
     const expectedRows = files.reduce((sum, f) => sum + f.recordCount, 0);
     if (merged.rowCount !== expectedRows) throw new Error(`compacted file has ${merged.rowCount} rows, inputs ${expectedRows}`);
     const schema = currentSchema(table.metadata);

@@ -106,12 +106,12 @@ export class TopicConversion {
   }
 
   /** Writes every table's buffered rows as Parquet files (one per partition) and empties the buffers. */
-  flush(): WrittenFile[] {
+  async flush(): Promise<WrittenFile[]> {
     const files: WrittenFile[] = [];
-    this.rows.forEach((rows, table) => {
-      if (rows.rowCount === 0) return;
+    for (const [table, rows] of this.rows.entries()) {
+      if (rows.rowCount === 0) continue;
       for (const group of groupRowsByPartition(rows, this.spec.tables[table]!)) {
-        const parquet = writeParquet(rows, this.spec.parquet, group.selection);
+        const parquet = await writeParquet(rows, this.spec.parquet, group.selection);
         files.push({
           table,
           partition: group.values,
@@ -123,7 +123,7 @@ export class TopicConversion {
         });
       }
       rows.reset();
-    });
+    }
     return files;
   }
 

@@ -1,7 +1,7 @@
 // Parquet files from column builders (connectors/table/columns.ts), for Iceberg data files.
-// The builders' buffers go to parquet-wasm (the Rust parquet writer) as one Arrow IPC stream
-// (arrow-ipc.ts: offsets, values and validity bitmaps copied once, no per-value work), and the
-// bytes of the Parquet file come back. Every Parquet column carries its Iceberg field id (Arrow
+// The builders' buffers go to parquet-wasm (the Rust parquet writer) one row group at a time,
+// each as an Arrow IPC stream (arrow-ipc.ts: offsets, values and validity bitmaps copied once, no
+// per-value work) into its streaming writer, and the bytes of the Parquet file come back. Every Parquet column carries its Iceberg field id (Arrow
 // field metadata PARQUET:field_id, which the Rust writer turns into the Parquet field_id),
 // nested fields included.
 //
@@ -13,15 +13,16 @@
 // with its last code point incremented). Binary and uuid columns get counts, no bounds.
 //
 // Limits of parquet-wasm 0.8: no zstd level setting (zstd is written at the Rust crate's default
-// level 1 whatever options.zstdLevel says); its wasm memory grows to about 4x the builder bytes
-// of the largest batch written and never shrinks, so flush by TableRows.byteSize. A uuid is a
+// level 1 whatever options.zstdLevel says); its wasm memory never shrinks, so nothing is given
+// to it whole: it holds a row group or two (it grew to about 4x the builder bytes of a file when
+// files were written in one call, and to the decoded size of all inputs in compaction). A uuid is a
 // FIXED_LEN_BYTE_ARRAY(16) without the UUID logical type (the build lacks Arrow extension
 // types), and map entries are a repeated group named `entries` (Arrow JS's fixed name; Iceberg
 // readers resolve fields by id, not by name).
 
 import * as arrow from 'apache-arrow';
 import {
-  Compression, EnabledStatistics, Table as WasmTable, WriterPropertiesBuilder, writeParquet as wasmWriteParquet,
+  Compression, EnabledStatistics, RecordBatch as WasmRecordBatch, Table as WasmTable, WriterPropertiesBuilder, transformParquetStream,
 } from 'parquet-wasm';
 import { ipcStream } from './arrow-ipc.ts';
 import { columnBuffers, type ColumnBuffers, type TableRows } from './columns.ts';
@@ -62,12 +63,11 @@ const COMPRESSION_CODECS = {
 
 /**
  * Writes the complete rows of `rows` (or those at the row indices of `selection`, in that order)
- * as one Parquet file. `rows` is left as it is; the caller resets it.
+ * as one Parquet file. `rows` is left as it is; the caller resets it. The rows go to the writer
+ * one row group at a time (see encodeParquet), so its memory is a row group's, not the file's.
  */
-export function writeParquet(rows: TableRows, options: ParquetWriteOptions, selection?: ArrayLike<number>): ParquetFile {
-  if (!Number.isInteger(options.rowGroupRows) || options.rowGroupRows < 1) {
-    throw new RangeError(`rowGroupRows must be a positive integer, got ${options.rowGroupRows}`);
-  }
+export async function writeParquet(rows: TableRows, options: ParquetWriteOptions, selection?: ArrayLike<number>): Promise<ParquetFile> {
+  checkRowGroupRows(options);
   const fields = rows.schema.fields;
   let columns = fields.map((field) => completeBuffers(rows, field));
   let rowCount = rows.rowCount;
@@ -77,13 +77,37 @@ export function writeParquet(rows: TableRows, options: ParquetWriteOptions, sele
     rowCount = indices.length;
   }
   const schema = arrowSchema(rows.schema);
-  const bytes = encodeParquet(ipcStream(schema, columns, rowCount), schema, options);
   const stats = new Map<number, ColumnStats>();
   fields.forEach((field, i) => {
     const columnStats = primitiveStats(field.type, columns[i]!);
     if (columnStats !== undefined) stats.set(field.id, columnStats);
   });
+  const rowGroupRows = options.rowGroupRows;
+  function* rowGroups(): Generator<WasmRecordBatch> {
+    for (let start = 0; start < rowCount; start += rowGroupRows) {
+      const end = Math.min(rowCount, start + rowGroupRows);
+      const slice = start === 0 && end === rowCount ? columns : columns.map((column) => sliceBuffers(column, start, end));
+      // fromIPCStream copies the stream into wasm memory before the next slice overwrites it.
+      yield* recordBatchesOf(WasmTable.fromIPCStream(ipcStream(schema, slice, end - start)));
+    }
+  }
+  const bytes = await encodeParquet(rowGroups(), schema, options);
   return { bytes, rowCount, stats };
+}
+
+function checkRowGroupRows(options: ParquetWriteOptions): void {
+  if (!Number.isInteger(options.rowGroupRows) || options.rowGroupRows < 1) {
+    throw new RangeError(`rowGroupRows must be a positive integer, got ${options.rowGroupRows}`);
+  }
+}
+
+/** The table's record batches, each on its own (the table's memory is given back). */
+export function recordBatchesOf(table: WasmTable): WasmRecordBatch[] {
+  try {
+    return table.recordBatches();
+  } finally {
+    table.free();
+  }
 }
 
 function completeBuffers(rows: TableRows, field: IcebergField): ColumnBuffers {
@@ -95,12 +119,17 @@ function completeBuffers(rows: TableRows, field: IcebergField): ColumnBuffers {
 }
 
 /**
- * Writes an Arrow IPC stream of `schema` (field metadata, field ids included, kept) as Parquet
- * with these options. Top-level primitive columns get Parquet's page and chunk statistics;
- * the leaves of maps, lists and structs none (computing them was a tenth of the encoding time
- * of a span, and readers do not prune on attribute keys and values).
+ * Writes the record batches of `batches` (in wasm memory, all of `schema`, which carries the
+ * field ids) as one Parquet file with these options, through parquet-wasm's streaming writer: a
+ * batch is taken only when the writer wants the next one, and the writer keeps only the row group
+ * it is filling, so wasm memory holds about a row group whatever the file's size (the one-shot
+ * writeParquet held the whole table and grew wasm memory, which never shrinks, to about four
+ * times it). Top-level primitive columns get Parquet's page and chunk statistics; the leaves of
+ * maps, lists and structs none (computing them was a tenth of the encoding time of a span, and
+ * readers do not prune on attribute keys and values).
  */
-export function encodeParquet(ipc: Uint8Array, schema: arrow.Schema, options: ParquetWriteOptions): Uint8Array {
+export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: arrow.Schema, options: ParquetWriteOptions): Promise<Uint8Array> {
+  checkRowGroupRows(options);
   let builder = new WriterPropertiesBuilder()
     .setCompression(COMPRESSION_CODECS[options.compression])
     .setMaxRowGroupSize(options.rowGroupRows)
@@ -111,8 +140,43 @@ export function encodeParquet(ipc: Uint8Array, schema: arrow.Schema, options: Pa
   for (const field of schema.fields) {
     if (!isNested(field.type)) builder = builder.setColumnStatisticsEnabled(field.name, EnabledStatistics.Page);
   }
-  // Both the wasm table and the properties are consumed (freed) by writeParquet.
-  return wasmWriteParquet(WasmTable.fromIPCStream(ipc), builder.build());
+  // The writer ends its output quietly when its input stream fails, so the failure is kept
+  // here, and a file is returned only if every batch was taken.
+  let failure: { error: unknown } | undefined;
+  let finished = false;
+  const source = new ReadableStream<WasmRecordBatch>({
+    pull(controller) {
+      try {
+        const next = batches.next();
+        if (next.done === true) {
+          finished = true;
+          controller.close();
+        } else {
+          controller.enqueue(next.value);
+        }
+      } catch (error) {
+        failure = { error };
+        controller.error(error);
+      }
+    },
+  }, { highWaterMark: 0 });
+  const chunks: Uint8Array[] = [];
+  let sizeBytes = 0;
+  try {
+    // The properties are consumed (freed) by the writer.
+    const output = await transformParquetStream(source, builder.build()) as ReadableStream<Uint8Array>;
+    for await (const chunk of output) {
+      chunks.push(chunk);
+      sizeBytes += chunk.byteLength;
+    }
+  } catch (error) {
+    throw failure?.error ?? error;
+  } finally {
+    batches.return?.();
+  }
+  if (failure !== undefined) throw failure.error;
+  if (!finished) throw new Error('the Parquet writer stopped before the last record batch');
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, sizeBytes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,6 +341,53 @@ function childRows(offsets: Int32Array, indices: Int32Array, takenOffsets: Int32
     for (let child = offsets[row]!; child < offsets[row + 1]!; child++) children[next++] = child;
   }
   return children;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row ranges (a row group's rows out of a batch): views where Arrow's layout allows, so only
+// offsets (rebased to start at 0) and bitmaps that do not start on a byte are copied
+
+function sliceBuffers(column: ColumnBuffers, start: number, end: number): ColumnBuffers {
+  const length = end - start;
+  const validity = column.validity === null ? null : sliceBits(column.validity, start, length);
+  const nullCount = validity === null ? 0 : length - countSetBits(validity, length);
+  const common = { length, nullCount, validity: nullCount === 0 ? null : validity };
+  switch (column.kind) {
+    case 'bool': return { ...common, kind: 'bool', bits: sliceBits(column.bits, start, length) };
+    case 'int32': return { ...common, kind: 'int32', values: column.values.subarray(start, end) };
+    case 'float32': return { ...common, kind: 'float32', values: column.values.subarray(start, end) };
+    case 'float64': return { ...common, kind: 'float64', values: column.values.subarray(start, end) };
+    case 'int64': return { ...common, kind: 'int64', values: column.values.subarray(start, end), words: column.words.subarray(2 * start, 2 * end) };
+    case 'fixed': return { ...common, kind: 'fixed', widthBytes: column.widthBytes, bytes: column.bytes.subarray(start * column.widthBytes, end * column.widthBytes) };
+    case 'bytes': return { ...common, kind: 'bytes', offsets: rebasedOffsets(column.offsets, start, end), bytes: column.bytes.subarray(column.offsets[start]!, column.offsets[end]!) };
+    case 'list': {
+      const [from, to] = [column.offsets[start]!, column.offsets[end]!];
+      return { ...common, kind: 'list', offsets: rebasedOffsets(column.offsets, start, end), element: sliceBuffers(column.element, from, to) };
+    }
+    case 'map': {
+      const [from, to] = [column.offsets[start]!, column.offsets[end]!];
+      return { ...common, kind: 'map', offsets: rebasedOffsets(column.offsets, start, end), key: sliceBuffers(column.key, from, to), value: sliceBuffers(column.value, from, to) };
+    }
+    case 'struct':
+      return { ...common, kind: 'struct', children: column.children.map((child) => sliceBuffers(child, start, end)) };
+  }
+}
+
+function rebasedOffsets(offsets: Int32Array, start: number, end: number): Int32Array {
+  const rebased = offsets.slice(start, end + 1);
+  const base = offsets[start]!;
+  if (base !== 0) for (let i = 0; i < rebased.length; i++) rebased[i]! -= base;
+  return rebased;
+}
+
+function sliceBits(bits: Uint8Array, start: number, length: number): Uint8Array {
+  if ((start & 7) === 0) return bits.subarray(start >>> 3, (start + length + 7) >>> 3);
+  const sliced = new Uint8Array((length + 7) >>> 3);
+  for (let i = 0; i < length; i++) {
+    const row = start + i;
+    if ((bits[row >>> 3]! >>> (row & 7)) & 1) sliced[i >>> 3]! |= 1 << (i & 7);
+  }
+  return sliced;
 }
 
 // ---------------------------------------------------------------------------------------------

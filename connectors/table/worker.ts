@@ -8,7 +8,7 @@
 
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { TopicConversion, type AppendOutcome, type ConversionSpec, type WrittenFile } from './conversion.ts';
 import { compactParquet, type CompactedFile } from './compact-parquet.ts';
 import type { ParquetWriteOptions } from './parquet.ts';
@@ -41,7 +41,7 @@ function serve(conversions: Map<number, TopicConversion>, req: Request): unknown
       conversions.delete(req.id);
       return undefined;
     case 'compact':
-      return compactParquet(req.inputs, req.options);
+      return compactParquet(req.inputs, req.options, true);
   }
 }
 
@@ -78,22 +78,37 @@ if (!isMainThread && parentPort !== null) {
   niceThisThread(Number((workerData as { nice?: number } | null)?.nice ?? 0));
   const port = parentPort;
   const conversions = new Map<number, TopicConversion>();
+  // One request at a time, in order: a flush or compaction awaits the Parquet writer, and the
+  // appends sent meanwhile must not change the builders it reads.
+  let previous: Promise<void> = Promise.resolve();
   port.on('message', (message: { seq: number; req: Request }) => {
-    let reply: Reply;
-    let transfer: ArrayBuffer[] = [];
-    try {
-      const value = serve(conversions, message.req);
-      transfer = transferablesOf(value);
-      reply = { seq: message.seq, ok: true, value };
-      if (message.req.op === 'append') {
-        reply.spare = message.req.batches;
-        transfer.push(message.req.batches.buffer as ArrayBuffer);
-      }
-    } catch (err) {
-      reply = { seq: message.seq, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
-    }
-    port.postMessage(reply, transfer);
+    previous = previous.then(() => answer(conversions, message, port));
   });
+}
+
+async function answer(conversions: Map<number, TopicConversion>, message: { seq: number; req: Request }, port: MessagePort): Promise<void> {
+  let reply: Reply;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    const value = await serve(conversions, message.req);
+    transfer = transferablesOf(value);
+    reply = { seq: message.seq, ok: true, value };
+    if (message.req.op === 'append') {
+      reply.spare = message.req.batches;
+      transfer.push(message.req.batches.buffer as ArrayBuffer);
+    }
+  } catch (err) {
+    reply = { seq: message.seq, ok: false, error: errorText(err) };
+  }
+  try {
+    port.postMessage(reply, transfer);
+  } catch (err) {
+    port.postMessage({ seq: message.seq, ok: false, error: `reply not sent: ${errorText(err)}` } satisfies Reply);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
 
 /** Buffers given back by the worker and kept for the next appends (no 4 MiB allocation each). */

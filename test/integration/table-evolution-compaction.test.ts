@@ -88,7 +88,7 @@ describe('schema evolution', () => {
         (rows.column('value') as BinaryColumn).append(Buffer.from(`old value ${offset}`));
         rows.endRow();
       }
-      const file = writeParquet(rows, { compression: 'zstd', rowGroupRows: 1000 });
+      const file = await writeParquet(rows, { compression: 'zstd', rowGroupRows: 1000 });
       const key = catalog.newDataFileKey(table, '');
       await store.put(key, Buffer.from(file.bytes));
       const written = { table: 0, partition: {}, partitionPath: '', bytes: file.bytes, rowCount: file.rowCount, stats: file.stats, columnSizes: undefined };

@@ -16,6 +16,8 @@ import {
   type TimestampColumn, type UuidColumn,
 } from '../../../connectors/table/columns.ts';
 import { writeParquet, type ColumnStats, type ParquetWriteOptions } from '../../../connectors/table/parquet.ts';
+import { compactParquet } from '../../../connectors/table/compact-parquet.ts';
+import { wasmMemory } from 'parquet-wasm';
 import type { IcebergSchema, IcebergType } from '../../../connectors/table/iceberg/types.ts';
 
 const stringMap = (keyId: number, valueId: number): IcebergType =>
@@ -224,13 +226,13 @@ describe('column builders written as Parquet', () => {
 
   it('reads back in DuckDB exactly as appended, every type and nesting, nulls included', async () => {
     const { rows, expected } = build(50);
-    const file = writeParquet(rows, OPTIONS);
+    const file = await writeParquet(rows, OPTIONS);
     expect(file.rowCount).toBe(50);
     expect(await readBack(saved(file.bytes))).toEqual(expected.map(expectedRow));
   });
 
   it('gives every Parquet column its Iceberg field id, compresses with zstd, cuts row groups by rows', async () => {
-    const path = saved(writeParquet(build(50).rows, OPTIONS).bytes);
+    const path = saved((await writeParquet(build(50).rows, OPTIONS)).bytes);
     const schema = await query(`SELECT name, field_id FROM parquet_schema('${path}')`);
     const ids = schema.map((c) => c.field_id).filter((id) => id !== null).map(Number).sort((a, b) => a - b);
     expect(ids).toEqual(ALL_FIELD_IDS);
@@ -245,15 +247,15 @@ describe('column builders written as Parquet', () => {
 
   it('writes snappy and uncompressed files when asked', async () => {
     for (const [compression, codec] of [['snappy', 'SNAPPY'], ['none', 'UNCOMPRESSED']] as const) {
-      const path = saved(writeParquet(build(5).rows, { compression, rowGroupRows: 1000 }).bytes);
+      const path = saved((await writeParquet(build(5).rows, { compression, rowGroupRows: 1000 })).bytes);
       const chunks = await query(`SELECT DISTINCT compression FROM parquet_metadata('${path}')`);
       expect(chunks.map((c) => c.compression)).toEqual([codec]);
     }
   });
 
-  it('reports Iceberg counts and bounds of the top-level primitive columns', () => {
+  it('reports Iceberg counts and bounds of the top-level primitive columns', async () => {
     const { rows, expected } = build(50);
-    const { stats } = writeParquet(rows, OPTIONS);
+    const { stats } = await writeParquet(rows, OPTIONS);
     const nulls = (name: keyof Row): number => expected.filter((r) => r[name] === null).length;
     const present = <K extends keyof Row>(name: K): NonNullable<Row[K]>[] =>
       expected.map((r) => r[name]).filter((v): v is NonNullable<Row[K]> => v !== null);
@@ -292,21 +294,21 @@ describe('column builders written as Parquet', () => {
     expect(stats.get(11)).toEqual({ valueCount: 50, nullCount: nulls('payload') } satisfies ColumnStats);
   });
 
-  it('truncates string bounds to 16 code points and keeps short ones whole', () => {
+  it('truncates string bounds to 16 code points and keeps short ones whole', async () => {
     const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 's', required: false, type: 'string' }] };
-    const boundsOf = (values: (string | null)[]): [string | undefined, string | undefined] => {
+    const boundsOf = async (values: (string | null)[]): Promise<[string | undefined, string | undefined]> => {
       const rows = createTableRows(schema);
       for (const v of values) {
         put(rows.column('s'), v, (c: StringColumn, x) => c.append(x));
         rows.endRow();
       }
-      const stats = writeParquet(rows, OPTIONS).stats.get(1)!;
+      const stats = (await writeParquet(rows, OPTIONS)).stats.get(1)!;
       return [stats.lowerBound?.toString('utf8'), stats.upperBound?.toString('utf8')];
     };
-    expect(boundsOf(['banana', 'apple pie with cream and more', null, 'cherry'])).toEqual(['apple pie with c', 'cherry']);
-    expect(boundsOf(['b', 'zzzzzzzzzzzzzzzzzzzz'])).toEqual(['b', 'zzzzzzzzzzzzzzz{']);
-    expect(boundsOf(['ääääääääääääääääää'])).toEqual(['ä'.repeat(16), 'ä'.repeat(15) + 'å']);
-    expect(boundsOf([null, null])).toEqual([undefined, undefined]);
+    expect(await boundsOf(['banana', 'apple pie with cream and more', null, 'cherry'])).toEqual(['apple pie with c', 'cherry']);
+    expect(await boundsOf(['b', 'zzzzzzzzzzzzzzzzzzzz'])).toEqual(['b', 'zzzzzzzzzzzzzzz{']);
+    expect(await boundsOf(['ääääääääääääääääää'])).toEqual(['ä'.repeat(16), 'ä'.repeat(15) + 'å']);
+    expect(await boundsOf([null, null])).toEqual([undefined, undefined]);
   });
 
   it('appends copies of earlier values, every type and nesting, nulls included', async () => {
@@ -318,7 +320,7 @@ describe('column builders written as Parquet', () => {
     }
     const copies = [...expected].reverse();
     const all = [...expected, ...copies, copies[0]!, copies[29]!];
-    const file = writeParquet(rows, OPTIONS);
+    const file = await writeParquet(rows, OPTIONS);
     expect(await readBack(saved(file.bytes))).toEqual(all.map(expectedRow));
     expect(file.stats.get(2)?.nullCount).toBe(all.filter((r) => r.severity === null).length);
     expect(() => rows.column('body').appendCopyOf(rows.rowCount)).toThrow(/cannot copy values 62..63 of 62/);
@@ -345,7 +347,7 @@ describe('column builders written as Parquet', () => {
   it('writes only the selected rows, in the order given', async () => {
     const { rows, expected } = build(40);
     const selection = [3, 4, 17, 21, 22, 39, 0];
-    const file = writeParquet(rows, OPTIONS, selection);
+    const file = await writeParquet(rows, OPTIONS, selection);
     expect(file.rowCount).toBe(selection.length);
     expect(await readBack(saved(file.bytes))).toEqual(selection.map((i) => expectedRow(expected[i]!)));
     expect(file.stats.get(2)?.nullCount).toBe(selection.filter((i) => expected[i]!.severity === null).length);
@@ -353,11 +355,11 @@ describe('column builders written as Parquet', () => {
 
   it('starts empty after reset() and writes the next batch alone', async () => {
     const rows = build(300).rows;
-    writeParquet(rows, OPTIONS);
+    await writeParquet(rows, OPTIONS);
     rows.reset();
     expect(rows.rowCount).toBe(0);
     const { expected } = build(20, 1000, rows);
-    expect(await readBack(saved(writeParquet(rows, OPTIONS).bytes))).toEqual(expected.map(expectedRow));
+    expect(await readBack(saved((await writeParquet(rows, OPTIONS)).bytes))).toEqual(expected.map(expectedRow));
   });
 
   it('refuses a row that misses a column or has one twice, naming the column', () => {
@@ -401,15 +403,15 @@ describe('column builders written as Parquet', () => {
     (resource.field('service') as StringColumn).append('svc');
     discardPartialRow(rows);
     appendRow(rows, expected[2]!, 2);
-    const file = writeParquet(rows, OPTIONS);
+    const file = await writeParquet(rows, OPTIONS);
     expect(await readBack(saved(file.bytes))).toEqual(expected.map(expectedRow));
     expect(file.stats.get(2)?.nullCount).toBe(expected.filter((r) => r.severity === null).length);
   });
 
-  it('refuses to write a row that was not ended', () => {
+  it('refuses to write a row that was not ended', async () => {
     const rows = build(3).rows;
     (rows.column('ts') as TimestampColumn).append(1);
-    expect(() => writeParquet(rows, OPTIONS)).toThrow(/column ts has 4 values for 3 rows/);
+    await expect(writeParquet(rows, OPTIONS)).rejects.toThrow(/column ts has 4 values for 3 rows/);
   });
 
   it('refuses values that do not fit the column type', () => {
@@ -436,12 +438,69 @@ describe('column builders written as Parquet', () => {
       rows.endRow();
     }
     expect(rows.byteSize).toBeGreaterThan(count * 16 + count * 149);
-    const path = saved(writeParquet(rows, OPTIONS).bytes);
+    const path = saved((await writeParquet(rows, OPTIONS)).bytes);
     const [summary] = await query(
       `SELECT count(*) AS n, sum(length(text)) AS chars, max(hex(id)) AS top FROM read_parquet('${path}')`,
     );
     expect(Number(summary!.n)).toBe(count);
     expect(Number(summary!.chars)).toBe(Array.from({ length: count }, (_, i) => i % 300).reduce((a, b) => a + b));
     expect(summary!.top).toBe(`123E4567E89B12D3A456${String(count - 1).padStart(12, '0')}`);
+  });
+
+  it('compacts files into one with every row in order, row groups refilled, inputs given back', async () => {
+    const parts = [build(50, 0), build(7, 1000), build(40, 2000)];
+    const inputs = await Promise.all(parts.map(async (p) => new Uint8Array((await writeParquet(p.rows, OPTIONS)).bytes)));
+    const merged = await compactParquet(inputs, OPTIONS, true);
+    expect(merged.rowCount).toBe(97);
+    const path = saved(merged.bytes);
+    expect(await readBack(path)).toEqual(parts.flatMap((p) => p.expected).map(expectedRow));
+    const chunks = await query(`SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata('${path}') ORDER BY row_group_id`);
+    expect(chunks.map((c) => Number(c.row_group_num_rows))).toEqual([16, 16, 16, 16, 16, 16, 1]);
+    const ids = (await query(`SELECT field_id FROM parquet_schema('${path}')`)).map((c) => c.field_id).filter((id) => id !== null).map(Number);
+    expect(ids.sort((a, b) => a - b)).toEqual(ALL_FIELD_IDS);
+    expect(inputs.map((i) => i.byteLength)).toEqual([0, 0, 0]);
+  });
+
+  it('refuses to compact files of different schemas or a damaged file, and the worker goes on', async () => {
+    const other: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'only', required: true, type: 'long' }] };
+    const otherRows = createTableRows(other);
+    (otherRows.column('only') as LongColumn).append(1n);
+    otherRows.endRow();
+    const a = (await writeParquet(build(20).rows, OPTIONS)).bytes;
+    await expect(compactParquet([a, (await writeParquet(otherRows, OPTIONS)).bytes], OPTIONS)).rejects.toThrow(/different schemas/);
+    const damaged = new Uint8Array(a);
+    damaged.fill(0x55, 8, 200);
+    await expect(compactParquet([a, damaged], OPTIONS)).rejects.toThrow();
+    const again = await compactParquet([a, a], OPTIONS);
+    expect(again.rowCount).toBe(40);
+  });
+
+  it('compacts in wasm memory of about a row group, not the merged table', async () => {
+    const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'text', required: true, type: 'string' }, { id: 2, name: 'n', required: true, type: 'long' }] };
+    const options: ParquetWriteOptions = { compression: 'zstd', rowGroupRows: 8192 };
+    const inputs: Uint8Array[] = [];
+    let decodedBytes = 0;
+    for (let file = 0; file < 8; file++) {
+      const rows = createTableRows(schema);
+      for (let i = 0; i < 50_000; i++) {
+        const text = `file ${file} row ${i} ${'x'.repeat(60 + (i % 40))}`;
+        (rows.column('text') as StringColumn).append(text);
+        (rows.column('n') as LongColumn).append(BigInt(file * 50_000 + i));
+        rows.endRow();
+        decodedBytes += text.length + 4 + 8;
+      }
+      inputs.push((await writeParquet(rows, options)).bytes);
+    }
+    const before = wasmMemory().buffer.byteLength;
+    const merged = await compactParquet(inputs, options);
+    const grown = wasmMemory().buffer.byteLength - before;
+    expect(merged.rowCount).toBe(400_000);
+    // ~44 MiB of values: read whole, they alone would grow wasm memory by more than that.
+    expect(decodedBytes).toBeGreaterThan(40 * 2 ** 20);
+    expect(grown).toBeLessThan(decodedBytes / 4);
+    const [summary] = await query(`SELECT count(*) AS n, sum(n) AS total, min(text) AS first FROM read_parquet('${saved(merged.bytes)}')`);
+    expect(Number(summary!.n)).toBe(400_000);
+    expect(Number(summary!.total)).toBe((400_000 * 399_999) / 2);
+    expect(summary!.first).toBe(`file 0 row 0 ${'x'.repeat(60)}`);
   });
 });

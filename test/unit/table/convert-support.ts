@@ -114,7 +114,7 @@ export async function queryParquet(rows: TableRows, sql: string): Promise<Row[]>
   const dir = mkdtempSync(path.join(tmpdir(), 'wharf-convert-'));
   try {
     const file = path.join(dir, 'rows.parquet');
-    writeFileSync(file, writeParquet(rows, { compression: 'zstd', rowGroupRows: 10_000 }).bytes);
+    writeFileSync(file, (await writeParquet(rows, { compression: 'zstd', rowGroupRows: 10_000 })).bytes);
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
     try {
