@@ -475,6 +475,28 @@ describe('column builders written as Parquet', () => {
     expect(again.rowCount).toBe(40);
   });
 
+  it('writes a file many row groups long in wasm memory of about a row group', async () => {
+    const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'text', required: true, type: 'string' }, { id: 2, name: 'n', required: true, type: 'long' }] };
+    const rows = createTableRows(schema);
+    for (let i = 0; i < 400_000; i++) {
+      (rows.column('text') as StringColumn).append(`row ${i} ${'y'.repeat(60 + (i % 40))}`);
+      (rows.column('n') as LongColumn).append(BigInt(i));
+      rows.endRow();
+    }
+    // ~39 MiB in the builders: given to the writer whole, wasm memory grew by about 4x that.
+    expect(rows.byteSize).toBeGreaterThan(36 * 2 ** 20);
+    const before = wasmMemory().buffer.byteLength;
+    const file = await writeParquet(rows, { compression: 'zstd', rowGroupRows: 8192 });
+    expect(wasmMemory().buffer.byteLength - before).toBeLessThan(rows.byteSize / 4);
+    const path = saved(file.bytes);
+    const [summary] = await query(`SELECT count(*) AS n, sum(n) AS total, max(length(text)) AS longest FROM read_parquet('${path}')`);
+    expect(Number(summary!.n)).toBe(400_000);
+    expect(Number(summary!.total)).toBe((400_000 * 399_999) / 2);
+    expect(Number(summary!.longest)).toBe(`row 399999 `.length + 99);
+    const groups = await query(`SELECT count(DISTINCT row_group_id) AS n FROM parquet_metadata('${path}')`);
+    expect(Number(groups[0]!.n)).toBe(Math.ceil(400_000 / 8192));
+  });
+
   it('compacts in wasm memory of about a row group, not the merged table', async () => {
     const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'text', required: true, type: 'string' }, { id: 2, name: 'n', required: true, type: 'long' }] };
     const options: ParquetWriteOptions = { compression: 'zstd', rowGroupRows: 8192 };
