@@ -7,10 +7,10 @@
 
 import * as arrow from 'apache-arrow';
 import { ParquetFile, readParquet, readSchema, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
-import { encodeParquet, recordBatchesOf, type ParquetWriteOptions } from './parquet.ts';
+import { encodeParquet, recordBatchesOf, type ParquetChunks, type ParquetWriteOptions } from './parquet.ts';
 
-export interface CompactedFile {
-  bytes: Uint8Array;
+/** The merged file in the writer's pieces (not joined: the object store writes them as they are). */
+export interface CompactedFile extends ParquetChunks {
   rowCount: number;
 }
 
@@ -49,8 +49,8 @@ export async function compactParquet(inputs: readonly Uint8Array[], options: Par
       reference?.free();
     }
   }
-  const bytes = await encodeParquet(batches(), schema, options);
-  return { bytes, rowCount };
+  const { chunks, sizeBytes } = await encodeParquet(batches(), schema, options);
+  return { chunks, sizeBytes, rowCount };
 }
 
 function arrowSchemaOf(input: Uint8Array): arrow.Schema {

@@ -87,7 +87,7 @@ export class TableCompactor {
 
   private async merge(table: LoadedTable, files: DataFile[]): Promise<LoadedTable> {
     const { catalog, store, conversions, config } = this.deps;
-    // The inputs are copied to the worker: nothing here keeps them past that.
+    // The inputs are handed to the worker (transferred): nothing here keeps them.
     const worker = conversions[this.nextWorker++ % conversions.length]!;
     const merged = await worker.compact(await Promise.all(files.map((f) => store.get(table.location.keyOf(f.path)))), parquetOptions(config));
     const expectedRows = files.reduce((sum, f) => sum + f.recordCount, 0);
@@ -96,15 +96,15 @@ export class TableCompactor {
     const bound = bindPartitionSpec(schema, defaultSpec(table.metadata));
     const values: PartitionValue[] = bound.fields.map((f) => files[0]!.partition[f.field.name] ?? null);
     const key = catalog.newDataFileKey(table, partitionPath(bound, values));
-    const bytes = Buffer.from(merged.bytes.buffer, merged.bytes.byteOffset, merged.bytes.byteLength);
-    await store.put(key, bytes);
+    // The writer's pieces as they are: the local store writes them in one writev.
+    await store.put(key, merged.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
     const added: DataFile = {
       ...mergedStats(files, schema.fields),
-      path: catalog.uriOf(key), format: 'PARQUET', partition: files[0]!.partition, recordCount: merged.rowCount, fileSizeBytes: bytes.length,
+      path: catalog.uriOf(key), format: 'PARQUET', partition: files[0]!.partition, recordCount: merged.rowCount, fileSizeBytes: merged.sizeBytes,
     };
     const after = await catalog.commitReplace(table, files, [added]);
     tableMetrics.compactions.inc({ table: table.name });
-    log.info({ table: table.name, files: files.length, rows: merged.rowCount, bytes: bytes.length }, 'compacted small files');
+    log.info({ table: table.name, files: files.length, rows: merged.rowCount, bytes: merged.sizeBytes }, 'compacted small files');
     return after;
   }
 }

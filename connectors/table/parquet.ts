@@ -39,6 +39,12 @@ export interface ParquetWriteOptions {
   dictionary?: boolean;
 }
 
+/** A Parquet file as the writer gave it out, in pieces (joined only by whoever needs one buffer). */
+export interface ParquetChunks {
+  chunks: Uint8Array[];
+  sizeBytes: number;
+}
+
 export interface ColumnStats { valueCount: number; nullCount: number; lowerBound?: Buffer; upperBound?: Buffer }
 
 export interface ParquetFile {
@@ -91,8 +97,20 @@ export async function writeParquet(rows: TableRows, options: ParquetWriteOptions
       yield* recordBatchesOf(WasmTable.fromIPCStream(ipcStream(schema, slice, end - start)));
     }
   }
-  const bytes = await encodeParquet(rowGroups(), schema, options);
-  return { bytes, rowCount, stats };
+  const { chunks, sizeBytes } = await encodeParquet(rowGroups(), schema, options);
+  return { bytes: joinChunks(chunks, sizeBytes), rowCount, stats };
+}
+
+/** One buffer of its own (never a slice of Node's shared pool: the worker transfers it). */
+function joinChunks(chunks: readonly Uint8Array[], sizeBytes: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.byteOffset === 0 && chunks[0]!.byteLength === chunks[0]!.buffer.byteLength) return chunks[0]!;
+  const joined = new Uint8Array(sizeBytes);
+  let position = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, position);
+    position += chunk.byteLength;
+  }
+  return joined;
 }
 
 function checkRowGroupRows(options: ParquetWriteOptions): void {
@@ -128,7 +146,7 @@ function completeBuffers(rows: TableRows, field: IcebergField): ColumnBuffers {
  * maps, lists and structs none (computing them was a tenth of the encoding time of a span, and
  * readers do not prune on attribute keys and values).
  */
-export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: arrow.Schema, options: ParquetWriteOptions): Promise<Uint8Array> {
+export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: arrow.Schema, options: ParquetWriteOptions): Promise<ParquetChunks> {
   checkRowGroupRows(options);
   let builder = new WriterPropertiesBuilder()
     .setCompression(COMPRESSION_CODECS[options.compression])
@@ -176,7 +194,7 @@ export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: 
   }
   if (failure !== undefined) throw failure.error;
   if (!finished) throw new Error('the Parquet writer stopped before the last record batch');
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, sizeBytes);
+  return { chunks, sizeBytes };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,12 +51,21 @@ function conversionOf(conversions: Map<number, TopicConversion>, id: number): To
   return conversion;
 }
 
+/**
+ * The buffers of a reply's Parquet bytes (`bytes` of written files, `chunks` of a compacted one),
+ * to be transferred: only buffers that the bytes span whole (the writer's own), each once.
+ */
 function transferablesOf(value: unknown): ArrayBuffer[] {
-  if (Array.isArray(value)) {
-    return value.flatMap((v: unknown) => (v !== null && typeof v === 'object' && 'bytes' in v && v.bytes instanceof Uint8Array) ? [v.bytes.buffer as ArrayBuffer] : []);
+  const buffers = new Set<ArrayBuffer>();
+  const add = (bytes: unknown): void => {
+    if (bytes instanceof Uint8Array && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) buffers.add(bytes.buffer as ArrayBuffer);
+  };
+  for (const item of Array.isArray(value) ? value : [value]) {
+    if (item === null || typeof item !== 'object') continue;
+    if ('bytes' in item) add(item.bytes);
+    if ('chunks' in item && Array.isArray(item.chunks)) for (const chunk of item.chunks) add(chunk);
   }
-  if (value !== null && typeof value === 'object' && 'bytes' in value && value.bytes instanceof Uint8Array) return [value.bytes.buffer as ArrayBuffer];
-  return [];
+  return [...buffers];
 }
 
 /**
@@ -187,11 +196,16 @@ export class ConversionClient {
     return this.call({ op: 'close', id }) as Promise<void>;
   }
 
-  /** Merges Parquet files (same schema) into one. */
+  /**
+   * Merges Parquet files (same schema) into one. The inputs are handed over: those that span
+   * their buffer whole are transferred (the worker frees each once read), the others (views of
+   * shared pools, which must not be transferred) copied. The caller does not use them after.
+   */
   compact(inputs: readonly Uint8Array[], options: ParquetWriteOptions): Promise<CompactedFile> {
-    // Copies: object-store reads may be views of shared pools, which must not be transferred.
-    const owned = inputs.map((i) => new Uint8Array(i));
-    return this.call({ op: 'compact', id: -1, inputs: owned, options }, owned.map((i) => i.buffer as ArrayBuffer)) as Promise<CompactedFile>;
+    const owned = inputs.map((i) => (i.byteOffset === 0 && i.byteLength === i.buffer.byteLength ? i : new Uint8Array(i)));
+    const transfer = [...new Set(owned.map((i) => i.buffer as ArrayBuffer))];
+    if (transfer.length !== owned.length) return this.compact(inputs.map((i) => new Uint8Array(i)), options);
+    return this.call({ op: 'compact', id: -1, inputs: owned, options }, transfer) as Promise<CompactedFile>;
   }
 
   async terminate(): Promise<void> {
