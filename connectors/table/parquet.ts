@@ -90,7 +90,8 @@ export async function writeParquet(rows: TableRows, options: ParquetWriteOptions
   });
   const rowGroupRows = options.rowGroupRows;
   function* rowGroups(): Generator<WasmRecordBatch> {
-    for (let start = 0; start < rowCount; start += rowGroupRows) {
+    // No rows still makes one (empty) batch: the writer takes its schema from the first batch.
+    for (let start = 0; start === 0 || start < rowCount; start += rowGroupRows) {
       const end = Math.min(rowCount, start + rowGroupRows);
       const slice = start === 0 && end === rowCount ? columns : columns.map((column) => sliceBuffers(column, start, end));
       // fromIPCStream copies the stream into wasm memory before the next slice overwrites it.
@@ -162,10 +163,13 @@ export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: 
   // here, and a file is returned only if every batch was taken.
   let failure: { error: unknown } | undefined;
   let finished = false;
+  let taken = 0;
   const source = new ReadableStream<WasmRecordBatch>({
     pull(controller) {
       try {
         const next = batches.next();
+        if (next.done === true && taken === 0) throw new Error('no record batch to write (the writer takes its schema from the first)');
+        taken++;
         if (next.done === true) {
           finished = true;
           controller.close();

@@ -462,6 +462,18 @@ describe('column builders written as Parquet', () => {
     expect(inputs.map((i) => i.byteLength)).toEqual([0, 0, 0]);
   });
 
+  it('writes a file of no rows, and compacts it away beside others', async () => {
+    const empty = await writeParquet(createTableRows(SCHEMA), OPTIONS);
+    expect(empty.rowCount).toBe(0);
+    const [count] = await query(`SELECT count(*) AS n FROM read_parquet('${saved(empty.bytes)}')`);
+    expect(Number(count!.n)).toBe(0);
+    const { rows, expected } = build(20);
+    const merged = await compactParquet([empty.bytes, (await writeParquet(rows, OPTIONS)).bytes, empty.bytes], OPTIONS);
+    expect(merged.rowCount).toBe(20);
+    expect(await readBack(saved(Buffer.concat(merged.chunks)))).toEqual(expected.map(expectedRow));
+    await expect(compactParquet([empty.bytes, empty.bytes], OPTIONS)).rejects.toThrow(/no record batch/);
+  });
+
   it('refuses to compact files of different schemas or a damaged file, and the worker goes on', async () => {
     const other: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'only', required: true, type: 'long' }] };
     const otherRows = createTableRows(other);
