@@ -8,18 +8,14 @@ import { ProduceError, encodeForPartitions } from '../../src/broker/in-process-p
 import { InvalidWriteError } from './decoded-write.ts';
 import { decodeMessage, decompressSync } from './decode-body.ts';
 import type { DecodeJob, DecodeReply } from './decode-pool.ts';
-
-/** The bytes in a buffer of their own, to be transferred: small batches are slices of Buffer's shared pool. */
-function owned(batch: Buffer): Uint8Array {
-  return batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength ? batch : new Uint8Array(batch);
-}
+import { transferable } from '../transfer.ts';
 
 function serve(job: DecodeJob): { reply: DecodeReply; transfer: ArrayBuffer[] } {
   const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
   try {
     const message = decompressSync(body);
     const decoded = decodeMessage(job.version, message);
-    const batches = encodeForPartitions(job.topic, decoded.columns, job.layout, Date.now()).map((b) => ({ ...b, batch: owned(b.batch) }));
+    const batches = encodeForPartitions(job.topic, decoded.columns, job.layout, Date.now()).map((b) => ({ ...b, batch: transferable(b.batch) }));
     return {
       reply: {
         seq: job.seq,

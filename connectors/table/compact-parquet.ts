@@ -8,6 +8,7 @@
 import * as arrow from 'apache-arrow';
 import { ParquetFile, readParquet, readSchema, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { encodeParquet, recordBatchesOf, type ParquetChunks, type ParquetWriteOptions } from './parquet.ts';
+import { ownsBuffer } from '../transfer.ts';
 
 /** The merged file in the writer's pieces (not joined: the object store writes them as they are). */
 export interface CompactedFile extends ParquetChunks {
@@ -41,7 +42,7 @@ export async function compactParquet(inputs: readonly Uint8Array[], options: Par
             yield onSchema;
           }
         }
-        if (consumeInputs && input.byteOffset === 0 && input.byteLength === input.buffer.byteLength) {
+        if (consumeInputs && ownsBuffer(input)) {
           (input.buffer as ArrayBuffer).transfer(0);
         }
       }

@@ -1,9 +1,9 @@
 // Parquet files from column builders (connectors/table/columns.ts), for Iceberg data files.
 // The builders' buffers go to parquet-wasm (the Rust parquet writer) one row group at a time,
 // each as an Arrow IPC stream (arrow-ipc.ts: offsets, values and validity bitmaps copied once, no
-// per-value work) into its streaming writer, and the bytes of the Parquet file come back. Every Parquet column carries its Iceberg field id (Arrow
-// field metadata PARQUET:field_id, which the Rust writer turns into the Parquet field_id),
-// nested fields included.
+// per-value work) into its streaming writer, and the bytes of the Parquet file come back. Every
+// Parquet column carries its Iceberg field id (Arrow field metadata PARQUET:field_id, which the
+// Rust writer turns into the Parquet field_id), nested fields included.
 //
 // Alongside, the Iceberg column metrics of the top-level primitive columns: value and null
 // counts, and lower/upper bounds in Iceberg's single-value serialization (spec Appendix D):
@@ -27,6 +27,7 @@ import {
 import { ipcStream } from './arrow-ipc.ts';
 import { columnBuffers, type ColumnBuffers, type TableRows } from './columns.ts';
 import type { IcebergField, IcebergSchema, IcebergType } from './iceberg/types.ts';
+import { ownsBuffer } from '../transfer.ts';
 
 export interface ParquetWriteOptions {
   compression: 'zstd' | 'snappy' | 'none';
@@ -73,7 +74,6 @@ const COMPRESSION_CODECS = {
  * one row group at a time (see encodeParquet), so its memory is a row group's, not the file's.
  */
 export async function writeParquet(rows: TableRows, options: ParquetWriteOptions, selection?: ArrayLike<number>): Promise<ParquetFile> {
-  checkRowGroupRows(options);
   const fields = rows.schema.fields;
   let columns = fields.map((field) => completeBuffers(rows, field));
   let rowCount = rows.rowCount;
@@ -89,6 +89,7 @@ export async function writeParquet(rows: TableRows, options: ParquetWriteOptions
     if (columnStats !== undefined) stats.set(field.id, columnStats);
   });
   const rowGroupRows = options.rowGroupRows;
+  // Runs only once encodeParquet has checked rowGroupRows.
   function* rowGroups(): Generator<WasmRecordBatch> {
     // No rows still makes one (empty) batch: the writer takes its schema from the first batch.
     for (let start = 0; start === 0 || start < rowCount; start += rowGroupRows) {
@@ -104,7 +105,7 @@ export async function writeParquet(rows: TableRows, options: ParquetWriteOptions
 
 /** One buffer of its own (never a slice of Node's shared pool: the worker transfers it). */
 function joinChunks(chunks: readonly Uint8Array[], sizeBytes: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0]!.byteOffset === 0 && chunks[0]!.byteLength === chunks[0]!.buffer.byteLength) return chunks[0]!;
+  if (chunks.length === 1 && ownsBuffer(chunks[0]!)) return chunks[0]!;
   const joined = new Uint8Array(sizeBytes);
   let position = 0;
   for (const chunk of chunks) {
@@ -163,18 +164,19 @@ export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: 
   // here, and a file is returned only if every batch was taken.
   let failure: { error: unknown } | undefined;
   let finished = false;
-  let taken = 0;
+  let anyBatch = false;
   const source = new ReadableStream<WasmRecordBatch>({
     pull(controller) {
       try {
         const next = batches.next();
-        if (next.done === true && taken === 0) throw new Error('no record batch to write (the writer takes its schema from the first)');
-        taken++;
-        if (next.done === true) {
+        if (next.done !== true) {
+          anyBatch = true;
+          controller.enqueue(next.value);
+        } else if (!anyBatch) {
+          throw new Error('no record batch to write (the writer takes its schema from the first)');
+        } else {
           finished = true;
           controller.close();
-        } else {
-          controller.enqueue(next.value);
         }
       } catch (error) {
         failure = { error };
@@ -280,9 +282,7 @@ function checkedSelection(selection: ArrayLike<number>, rowCount: number): Int32
 }
 
 function takeBuffers(column: ColumnBuffers, indices: Int32Array): ColumnBuffers {
-  const validity = column.validity === null ? null : takeBits(column.validity, indices);
-  const nullCount = validity === null ? 0 : indices.length - countSetBits(validity, indices.length);
-  const common = { length: indices.length, nullCount, validity: nullCount === 0 ? null : validity };
+  const common = commonOf(indices.length, column.validity === null ? null : takeBits(column.validity, indices));
   switch (column.kind) {
     case 'bool': return { ...common, kind: 'bool', bits: takeBits(column.bits, indices) };
     case 'int32': return { ...common, kind: 'int32', values: gather(column.values, indices, new Int32Array(indices.length)) };
@@ -322,6 +322,12 @@ function takeBuffers(column: ColumnBuffers, indices: Int32Array): ColumnBuffers 
     case 'struct':
       return { ...common, kind: 'struct', children: column.children.map((child) => takeBuffers(child, indices)) };
   }
+}
+
+/** Length, null count and validity (none when no value is null) of `length` taken or sliced values. */
+function commonOf(length: number, validity: Uint8Array | null): { length: number; nullCount: number; validity: Uint8Array | null } {
+  const nullCount = validity === null ? 0 : length - countSetBits(validity, length);
+  return { length, nullCount, validity: nullCount === 0 ? null : validity };
 }
 
 function gather<T extends Int32Array | Float32Array | Float64Array>(source: T, indices: Int32Array, target: T): T {
@@ -371,9 +377,7 @@ function childRows(offsets: Int32Array, indices: Int32Array, takenOffsets: Int32
 
 function sliceBuffers(column: ColumnBuffers, start: number, end: number): ColumnBuffers {
   const length = end - start;
-  const validity = column.validity === null ? null : sliceBits(column.validity, start, length);
-  const nullCount = validity === null ? 0 : length - countSetBits(validity, length);
-  const common = { length, nullCount, validity: nullCount === 0 ? null : validity };
+  const common = commonOf(length, column.validity === null ? null : sliceBits(column.validity, start, length));
   switch (column.kind) {
     case 'bool': return { ...common, kind: 'bool', bits: sliceBits(column.bits, start, length) };
     case 'int32': return { ...common, kind: 'int32', values: column.values.subarray(start, end) };

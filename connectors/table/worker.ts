@@ -12,6 +12,7 @@ import { isMainThread, parentPort, Worker, workerData, type MessagePort } from '
 import { TopicConversion, type AppendOutcome, type ConversionSpec, type WrittenFile } from './conversion.ts';
 import { compactParquet, type CompactedFile } from './compact-parquet.ts';
 import type { ParquetWriteOptions } from './parquet.ts';
+import { ownsBuffer, transferable } from '../transfer.ts';
 
 type Request =
   | { op: 'open'; id: number; spec: ConversionSpec }
@@ -58,7 +59,7 @@ function conversionOf(conversions: Map<number, TopicConversion>, id: number): To
 function transferablesOf(value: unknown): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();
   const add = (bytes: unknown): void => {
-    if (bytes instanceof Uint8Array && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) buffers.add(bytes.buffer as ArrayBuffer);
+    if (bytes instanceof Uint8Array && ownsBuffer(bytes)) buffers.add(bytes.buffer as ArrayBuffer);
   };
   for (const item of Array.isArray(value) ? value : [value]) {
     if (item === null || typeof item !== 'object') continue;
@@ -202,7 +203,7 @@ export class ConversionClient {
    * shared pools, which must not be transferred) copied. The caller does not use them after.
    */
   compact(inputs: readonly Uint8Array[], options: ParquetWriteOptions): Promise<CompactedFile> {
-    const owned = inputs.map((i) => (i.byteOffset === 0 && i.byteLength === i.buffer.byteLength ? i : new Uint8Array(i)));
+    const owned = inputs.map(transferable);
     const transfer = [...new Set(owned.map((i) => i.buffer as ArrayBuffer))];
     if (transfer.length !== owned.length) return this.compact(inputs.map((i) => new Uint8Array(i)), options);
     return this.call({ op: 'compact', id: -1, inputs: owned, options }, transfer) as Promise<CompactedFile>;

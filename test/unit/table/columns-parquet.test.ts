@@ -488,14 +488,20 @@ describe('column builders written as Parquet', () => {
     expect(again.rowCount).toBe(40);
   });
 
-  it('writes a file many row groups long in wasm memory of about a row group', async () => {
+  /** Rows of (text, n): n counts from `firstN`, text is textOf(i) for the i-th row. */
+  function textRows(count: number, textOf: (i: number) => string, firstN = 0): TableRows {
     const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'text', required: true, type: 'string' }, { id: 2, name: 'n', required: true, type: 'long' }] };
     const rows = createTableRows(schema);
-    for (let i = 0; i < 400_000; i++) {
-      (rows.column('text') as StringColumn).append(`row ${i} ${'y'.repeat(60 + (i % 40))}`);
-      (rows.column('n') as LongColumn).append(BigInt(i));
+    for (let i = 0; i < count; i++) {
+      (rows.column('text') as StringColumn).append(textOf(i));
+      (rows.column('n') as LongColumn).append(BigInt(firstN + i));
       rows.endRow();
     }
+    return rows;
+  }
+
+  it('writes a file many row groups long in wasm memory of about a row group', async () => {
+    const rows = textRows(400_000, (i) => `row ${i} ${'y'.repeat(60 + (i % 40))}`);
     // ~39 MiB in the builders: given to the writer whole, wasm memory grew by about 4x that.
     expect(rows.byteSize).toBeGreaterThan(36 * 2 ** 20);
     const before = wasmMemory().buffer.byteLength;
@@ -511,19 +517,12 @@ describe('column builders written as Parquet', () => {
   });
 
   it('compacts in wasm memory of about a row group, not the merged table', async () => {
-    const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields: [{ id: 1, name: 'text', required: true, type: 'string' }, { id: 2, name: 'n', required: true, type: 'long' }] };
     const options: ParquetWriteOptions = { compression: 'zstd', rowGroupRows: 8192 };
     const inputs: Uint8Array[] = [];
     let decodedBytes = 0;
     for (let file = 0; file < 8; file++) {
-      const rows = createTableRows(schema);
-      for (let i = 0; i < 50_000; i++) {
-        const text = `file ${file} row ${i} ${'x'.repeat(60 + (i % 40))}`;
-        (rows.column('text') as StringColumn).append(text);
-        (rows.column('n') as LongColumn).append(BigInt(file * 50_000 + i));
-        rows.endRow();
-        decodedBytes += text.length + 4 + 8;
-      }
+      const rows = textRows(50_000, (i) => `file ${file} row ${i} ${'x'.repeat(60 + (i % 40))}`, file * 50_000);
+      decodedBytes += rows.byteSize; // the text's bytes, its 4-byte offset and the 8-byte n
       inputs.push((await writeParquet(rows, options)).bytes);
     }
     const before = wasmMemory().buffer.byteLength;
