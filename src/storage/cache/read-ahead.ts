@@ -40,7 +40,7 @@ import { DataObjectReader, DEFAULT_TAIL_READ_BYTES } from '../objects/format.ts'
 import { COPY_YIELD_BYTES, type ObjectStore } from '../objectstore/objectstore.ts';
 import { isObjectNotFound } from '../objectstore/util.ts';
 import type { ReadResult } from '../stream.ts';
-import { BlockCache, blockKey, ObjectIndexCache } from './block-cache.ts';
+import { BlockCache, blockKey, BlockLease, ObjectIndexCache } from './block-cache.ts';
 import type { ReadAheadOwner } from './block-cache.ts';
 
 export const DEFAULT_READ_AHEAD_INITIAL_BYTES = 512 * 1024;
@@ -392,25 +392,29 @@ export class CatchUpReader {
     if (needed.length === 0) throw new Error(`stream ${streamId}: offset ${startOffset} is neither cached nor in an object`);
     noteBytesPerOffset(window, needed);
 
-    const sources: (BlockSource | undefined)[] = needed.map((block) => this.blockCache.get(block.key) ?? this.blockCache.loadingOf(block.key));
-    const missed = sources.some((source) => !Buffer.isBuffer(source));
-    const toFetch = needed.filter((_, i) => sources[i] === undefined);
-    if (sequential) this.planReadAhead(cursor, window, missed, toFetch, streamId);
-    else this.fetchRuns(toFetch, undefined, new Set(toFetch.map((block) => block.key)));
-    for (let i = 0; i < needed.length; i++) sources[i] ??= this.blockCache.loadingOf(needed[i]!.key);
+    // The read pins its blocks (the lease, released by whoever writes its batches): evicted
+    // meanwhile, they are freed only on release. Released here when the read fails.
+    const lease = new BlockLease(this.blockCache);
+    try {
+      const sources: (BlockSource | undefined)[] = needed.map((block) =>
+        this.blockCache.get(block.key, lease) ?? this.blockCache.waitFor(block.key, lease));
+      const missed = sources.some((source) => !Buffer.isBuffer(source));
+      const toFetch = needed.filter((_, i) => sources[i] === undefined);
+      if (sequential) this.planReadAhead(cursor, window, missed, toFetch, streamId);
+      else this.fetchRuns(toFetch, undefined, new Set(toFetch.map((block) => block.key)));
+      for (let i = 0; i < needed.length; i++) sources[i] ??= this.blockCache.waitFor(needed[i]!.key, lease);
 
-    const blocks: Buffer[] = [];
-    for (let i = 0; i < needed.length; i++) {
-      const source = sources[i];
-      if (source === undefined) throw new Error(`block ${needed[i]!.key} was neither cached nor loaded`);
-      if (Buffer.isBuffer(source)) {
-        blocks.push(source);
-      } else {
-        blocks.push(await source);
-        this.blockCache.markRead(needed[i]!.key);
+      const blocks: Buffer[] = [];
+      for (let i = 0; i < needed.length; i++) {
+        const source = sources[i];
+        if (source === undefined) throw new Error(`block ${needed[i]!.key} was neither cached nor loaded`);
+        blocks.push(Buffer.isBuffer(source) ? source : await source);
       }
+      return { ...collectBatches(needed, blocks, startOffset, maxBytes, endLimit), lease };
+    } catch (err) {
+      lease.release();
+      throw err;
     }
-    return collectBatches(needed, blocks, startOffset, maxBytes, endLimit);
   }
 
   /** The blocks a read of maxBytes from startOffset needs (findBlocks' estimate, across objects). */

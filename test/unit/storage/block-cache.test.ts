@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BlockCache, blockKey, ObjectIndexCache } from '../../../src/storage/cache/block-cache.ts';
+import { BlockCache, blockKey, BlockLease, ObjectIndexCache } from '../../../src/storage/cache/block-cache.ts';
 import type { ReadAheadOwner } from '../../../src/storage/cache/block-cache.ts';
 import { DataObjectReader, DataObjectWriter } from '../../../src/storage/objects/format.ts';
 import type { ObjectBody, ObjectInfo, ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
@@ -62,17 +62,59 @@ describe('block cache', () => {
       fetches++;
       return get.promise;
     }, [undefined, undefined]);
-    expect(cache.loadingOf('k1')).toBe(first);
+    const lease = new BlockLease(cache);
+    expect(cache.waitFor('k1', lease)).toBe(first);
     expect(cache.isPresent('k2')).toBe(true);
-    const secondReader = cache.loadingOf('k2')!; // a second reader of k2 waits for the same GET
+    const secondReader = cache.waitFor('k2', lease)!; // a second reader of k2 waits for the same GET
     expect(secondReader).toBe(second);
     expect(() => cache.load(['k2'], async () => [block(1, 1)], [undefined])).toThrow(/already/);
     get.resolve([block(10, 1), block(20, 2)]);
     expect((await first!).length).toBe(10);
     expect((await secondReader).length).toBe(20);
     expect(fetches).toBe(1);
-    expect(cache.loadingOf('k1')).toBeUndefined();
+    expect(cache.waitFor('k1', lease)).toBeUndefined();
     expect(cache.get('k1')!.length).toBe(10);
+  });
+
+  it('frees an evicted block at once unless a read pins it, and then on its release', () => {
+    const cache = new BlockCache({ capacityBytes: 250 });
+    const a = cache.insert('a', block(100, 1));
+    const b = cache.insert('b', block(100, 2));
+    const lease = new BlockLease(cache);
+    expect(cache.get('b', lease)).toBe(b);
+    cache.insert('c', block(100, 3)); // evicts a: nobody reads it
+    expect(cache.has('a')).toBe(false);
+    expect(a.length).toBe(0); // freed (detached), not left for the GC
+    cache.insert('d', block(100, 4)); // evicts b: pinned by the read
+    expect(cache.has('b')).toBe(false);
+    expect(cache.sizeBytes()).toBe(200);
+    expect(b.length).toBe(100);
+    expect(b.every((byte) => byte === 2)).toBe(true);
+    lease.release();
+    expect(b.length).toBe(0);
+    lease.release(); // a second release does nothing
+    expect(cache.get('c')!.every((byte) => byte === 3)).toBe(true);
+  });
+
+  it('pins a block for the reads waiting for its load, even when evicted before they resume', async () => {
+    const cache = new BlockCache({ capacityBytes: 150 });
+    const get = deferred<Buffer[]>();
+    cache.load(['k1', 'k2'], () => get.promise, [undefined, undefined]);
+    const waiting = new BlockLease(cache);
+    const gaveUp = new BlockLease(cache);
+    const k1 = cache.waitFor('k1', waiting)!;
+    cache.waitFor('k2', gaveUp);
+    gaveUp.release(); // that read failed before the block came
+    get.resolve([block(100, 7), block(100, 8)]); // caching k2 evicts k1 at once
+    const bytes = await k1;
+    expect(cache.has('k1')).toBe(false);
+    expect(bytes.length).toBe(100);
+    expect(bytes.every((byte) => byte === 7)).toBe(true);
+    waiting.release();
+    expect(bytes.length).toBe(0);
+    const k2 = cache.get('k2')!;
+    cache.insert('k3', block(100, 9));
+    expect(k2.length).toBe(0); // nobody pins k2: the released lease did not keep it
   });
 
   it('forgets a failed load: every waiter sees the error and the next read loads again', async () => {

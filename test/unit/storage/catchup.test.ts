@@ -223,6 +223,29 @@ describe('catch-up reads', () => {
     expect(reader.catchUp.blockCache.stats().evictedUnread).toBeGreaterThan(0);
   });
 
+  it('keeps the batches of a read intact while their blocks are evicted, and frees them once it is released', async () => {
+    const { streamIds, appended } = await writeStreams(1, 4, 4);
+    const reader = await newStorage({ blockCacheSizeBytes: 2 * BLOCK_BYTES, readAheadInitialBytes: 64 * KiB, readAheadMaxBytes: 128 * KiB });
+    const cache = reader.catchUp.blockCache;
+    const stream = await reader.openStream(streamIds[0]!);
+    const held = await stream.read(0, 2 * BLOCK_BYTES); // a Fetch whose response is not written yet
+    expect(held.lease).toBeDefined();
+    const evictionsBefore = cache.stats().evictions;
+    for (let next = held.nextOffset; next < stream.confirmedOffset(); ) {
+      const result = await stream.read(next, BLOCK_BYTES);
+      result.lease!.release();
+      next = result.nextOffset;
+    }
+    expect(cache.stats().evictions - evictionsBefore).toBeGreaterThanOrEqual(12);
+    expect(held.batches.length).toBe(2 * BATCHES_PER_BLOCK);
+    held.batches.forEach((batch, i) => {
+      if (!batch.equals(appended[0]![i]!)) throw new Error(`batch ${i} changed while its read was pinned`);
+    });
+    held.lease!.release();
+    // Evicted while pinned, freed on release: the memory is given back, not left to the GC.
+    expect(held.batches.every((batch) => batch.length === 0)).toBe(true);
+  });
+
   it('answers a tailing read from the log cache without any GET while a catch-up waits on the object store', async () => {
     const { streamIds, appended } = await writeStreams(1, 3, 4);
     const node = await newStorage();
