@@ -338,6 +338,16 @@ async function residentMiB(url: string, metric: string): Promise<number> {
   return line ? Number(line.split(' ')[1]) / 2 ** 20 : NaN;
 }
 
+/** Records the table writer has read so far (all topics): how far the tables follow the ingest. */
+async function tableRecordsRead(url: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('wharf_table_records_read_total{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
 function post(agent: http.Agent, url: URL, body: Buffer): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({
@@ -430,6 +440,8 @@ interface TargetRun extends RunResult {
   /** Wharf only: CPU seconds per million samples by kind of thread (js_main: the JS thread, which bounds its throughput). */
   cpuByKindPerMillion: Record<string, number>;
   rssMiB: number;
+  /** Wharf with tables: rows the table writer read per second, over the measured and half-rate requests. */
+  tableRowsPerSecond: number;
 }
 
 /**
@@ -442,6 +454,8 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const pid = target.child.pid!;
   const isWharf = target.name !== 'prometheus';
   const threadsBefore = isWharf ? await threadCpuSeconds(pid) : new Map();
+  const tableBefore = isWharf ? await tableRecordsRead(target.rssUrl!) : 0;
+  const tableStart = performance.now();
   const cpuBefore = await cpuSeconds(pid);
   const result = await sendAll(target, workload, WARMUP_REQUESTS, fullRateEnd);
   const cpuUsed = (await cpuSeconds(pid)) - cpuBefore;
@@ -451,10 +465,11 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const cpuByKindPerMillion = Object.fromEntries(Object.entries(byKind).map(([kind, seconds]) => [kind, (seconds / measuredSamples) * 1e6]));
   const rssMetric = isWharf ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
+  const tableRowsPerSecond = isWharf ? (await tableRecordsRead(target.rssUrl!) - tableBefore) / ((performance.now() - tableStart) / 1000) : 0;
   console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms; ` +
     `at ${Math.round(halfRate.samplesPerSecond)} samples/s p50 ${percentile(halfRate.latenciesMs, 0.5).toFixed(1)} / p99 ${percentile(halfRate.latenciesMs, 0.99).toFixed(1)} ms`);
   return {
-    ...result, halfRate, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB,
+    ...result, halfRate, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB, tableRowsPerSecond,
   };
 }
 
@@ -478,6 +493,7 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
     }
   }
   report(`${name}_rss_after_mib`, best.rssMiB, 'MiB');
+  if (best.tableRowsPerSecond > 0) report(`${name}_table_rows_read_s`, best.tableRowsPerSecond, 'rows/s');
   return best;
 }
 
