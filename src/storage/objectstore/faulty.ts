@@ -6,7 +6,7 @@
 // inner call ran for a `lostResponseFraction` of them (the request took effect, the answer was
 // lost), which exercises the idempotency of retries.
 
-import { readParts, type ObjectBody, type ObjectInfo, type ObjectStore } from './objectstore.ts';
+import { readParts, wrapUploads, type MultipartUploads, type ObjectBody, type ObjectInfo, type ObjectStore } from './objectstore.ts';
 import type { ObjectStoreOp } from './instrumented.ts';
 
 export const FAULT_KINDS = ['error', 'slowDown', 'timeout'] as const;
@@ -51,6 +51,7 @@ export class InjectedFaultError extends Error {
 export class FaultyObjectStore implements ObjectStore {
   private readonly inner: ObjectStore;
   readonly readsPartsInPlace: boolean;
+  readonly uploads: MultipartUploads | undefined;
   private options: Required<Omit<FaultOptions, 'latencyMs' | 'ops'>> & Pick<FaultOptions, 'latencyMs' | 'ops'>;
   /** Faults injected so far, by kind. */
   readonly injected: Record<FaultKind, number> = { error: 0, slowDown: 0, timeout: 0 };
@@ -58,6 +59,7 @@ export class FaultyObjectStore implements ObjectStore {
   constructor(inner: ObjectStore, options: FaultOptions = {}) {
     this.inner = inner;
     this.readsPartsInPlace = inner.readsPartsInPlace === true;
+    this.uploads = wrapUploads(inner.uploads, (_bytes, call) => this.inject('put', call));
     this.options = withDefaults(options);
   }
 

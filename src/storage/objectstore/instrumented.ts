@@ -9,8 +9,8 @@
 
 import { Counter, Histogram, register } from 'prom-client';
 import { isObjectNotFound } from './util.ts';
-import { bodyLength, readParts } from './objectstore.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
+import { bodyLength, readParts, wrapUploads } from './objectstore.ts';
+import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 
 export const OBJECT_STORE_OPS = ['put', 'get', 'head', 'list', 'delete'] as const;
 export type ObjectStoreOp = (typeof OBJECT_STORE_OPS)[number];
@@ -47,10 +47,17 @@ const bytesTotal =
 export class InstrumentedObjectStore implements ObjectStore {
   private readonly inner: ObjectStore;
   readonly readsPartsInPlace: boolean;
+  readonly uploads: MultipartUploads | undefined;
 
   constructor(inner: ObjectStore) {
     this.inner = inner;
     this.readsPartsInPlace = inner.readsPartsInPlace === true;
+    // Each upload call is a put-class request (as S3 bills them); parts count as bytes put.
+    this.uploads = wrapUploads(inner.uploads, async (bytes, call) => {
+      const result = await this.measure('put', call);
+      bytesTotal.inc({ op: 'put' }, bytes);
+      return result;
+    });
   }
 
   async put(key: string, body: ObjectBody): Promise<void> {

@@ -4,6 +4,9 @@
 // fsynced, renamed over the key, and then the directory is fsynced (and so is every directory
 // the put had to create). Readers therefore never see a partial object.
 //
+// Multipart uploads write their parts, in order, into such a temporary file, renamed (the same
+// way) on complete.
+//
 // Keys are '/'-separated paths of non-empty segments other than '.' and '..'; a segment may not
 // start with TEMP_PREFIX. Unlike S3, a key cannot also be the directory of another key ("a" and
 // "a/b" cannot both exist): such a put fails with the file system's error.
@@ -14,17 +17,37 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { bodyChunks, ObjectNotFoundError } from './objectstore.ts';
 import { checkRange, compareKeys, isErrno } from './util.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
+import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore, UploadedPart } from './objectstore.ts';
 
 const TEMP_PREFIX = '.wharf-tmp-';
+const MAX_COMPLETED_UPLOADS = 1024;
+
+/** An upload in progress: its temporary file and where each part written so far starts. */
+interface LocalUpload {
+  key: string;
+  tempPath: string;
+  handle: FileHandle;
+  partStarts: number[];
+  endPosition: number;
+}
 
 export class LocalObjectStore implements ObjectStore {
   readonly rootDir: string;
   readonly readsPartsInPlace = true;
+  readonly uploads: MultipartUploads;
   private closed = false;
+  private readonly openUploads = new Map<string, LocalUpload>();
+  /** Ids of the latest completed uploads, so that a retried complete succeeds. */
+  private readonly completedUploads = new Set<string>();
 
   constructor(rootDir: string) {
     this.rootDir = path.resolve(rootDir);
+    this.uploads = {
+      start: (key) => this.startUpload(key),
+      uploadPart: (key, uploadId, partNumber, body) => this.uploadPart(key, uploadId, partNumber, body),
+      complete: (key, uploadId, parts) => this.completeUpload(key, uploadId, parts),
+      abort: (key, uploadId) => this.abortUpload(key, uploadId),
+    };
   }
 
   async put(key: string, body: ObjectBody): Promise<void> {
@@ -102,6 +125,77 @@ export class LocalObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const upload of [...this.openUploads.values()]) await this.abortUpload(upload.key, path.basename(upload.tempPath));
+  }
+
+  private async startUpload(key: string): Promise<string> {
+    this.checkOpen();
+    const dir = path.dirname(this.pathOf(key));
+    await this.ensureDir(dir);
+    const uploadId = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+    const tempPath = path.join(dir, uploadId);
+    // A concurrent delete may prune the directory between mkdir and open (as in put): once more.
+    const handle = await fs.open(tempPath, 'wx').catch(async (err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) throw err;
+      await this.ensureDir(dir);
+      return fs.open(tempPath, 'wx');
+    });
+    this.openUploads.set(uploadId, { key, tempPath, handle, partStarts: [], endPosition: 0 });
+    return uploadId;
+  }
+
+  private async uploadPart(key: string, uploadId: string, partNumber: number, body: ObjectBody): Promise<UploadedPart> {
+    this.checkOpen();
+    const upload = this.uploadOf(key, uploadId);
+    const written = upload.partStarts.length;
+    // The next part, or the last one again (a retry): earlier parts are fixed once a later one is written.
+    if (partNumber !== written + 1 && partNumber !== written) {
+      throw new RangeError(`upload of ${key}: part ${partNumber} after ${written} parts`);
+    }
+    const start = partNumber <= written ? upload.partStarts[partNumber - 1]! : upload.endPosition;
+    const end = await writeSynced(upload.handle, bodyChunks(body), start);
+    await upload.handle.truncate(end);
+    upload.partStarts[partNumber - 1] = start;
+    upload.partStarts.length = partNumber;
+    upload.endPosition = end;
+    return { partNumber, token: String(end - start) };
+  }
+
+  private async completeUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
+    this.checkOpen();
+    // A retry of a complete whose answer was lost: done already.
+    if (this.completedUploads.has(uploadId)) return;
+    const upload = this.uploadOf(key, uploadId);
+    if (parts.length !== upload.partStarts.length || parts.some((part, i) => part.partNumber !== i + 1)) {
+      throw new Error(`upload of ${key}: completing parts ${parts.map((p) => p.partNumber).join(',')} of ${upload.partStarts.length} written`);
+    }
+    this.openUploads.delete(uploadId);
+    try {
+      await upload.handle.sync();
+      await upload.handle.close();
+      await fs.rename(upload.tempPath, this.pathOf(key));
+    } catch (err) {
+      await upload.handle.close().catch(() => {});
+      await fs.rm(upload.tempPath, { force: true });
+      throw err;
+    }
+    await fsyncDir(path.dirname(upload.tempPath));
+    this.completedUploads.add(uploadId);
+    if (this.completedUploads.size > MAX_COMPLETED_UPLOADS) this.completedUploads.delete(this.completedUploads.values().next().value!);
+  }
+
+  private async abortUpload(_key: string, uploadId: string): Promise<void> {
+    const upload = this.openUploads.get(uploadId);
+    if (upload === undefined) return;
+    this.openUploads.delete(uploadId);
+    await upload.handle.close().catch(() => {});
+    await fs.rm(upload.tempPath, { force: true });
+  }
+
+  private uploadOf(key: string, uploadId: string): LocalUpload {
+    const upload = this.openUploads.get(uploadId);
+    if (upload === undefined || upload.key !== key) throw new Error(`no upload ${uploadId} of ${key}`);
+    return upload;
   }
 
   /** Runs read on the object's open file and its size; a missing object is ObjectNotFoundError. */
@@ -239,21 +333,26 @@ async function writeAllAt(handle: FileHandle, group: WriteGroup, position: numbe
   return at;
 }
 
+/** Writes the chunks from position, with a datasync every SYNC_STEP_BYTES; returns the end. */
+async function writeSynced(handle: FileHandle, chunks: readonly Buffer[], position: number): Promise<number> {
+  let unsynced = 0;
+  for (const group of writeGroups(chunks)) {
+    position = await writeAllAt(handle, group, position);
+    unsynced += group.bytes;
+    if (unsynced >= SYNC_STEP_BYTES) {
+      await handle.datasync();
+      unsynced = 0;
+    }
+  }
+  return position;
+}
+
 async function writeAtomically(dir: string, filePath: string, body: ObjectBody): Promise<void> {
   const tempPath = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
   const handle = await fs.open(tempPath, 'wx');
   try {
     try {
-      let position = 0;
-      let unsynced = 0;
-      for (const group of writeGroups(bodyChunks(body))) {
-        position = await writeAllAt(handle, group, position);
-        unsynced += group.bytes;
-        if (unsynced >= SYNC_STEP_BYTES) {
-          await handle.datasync();
-          unsynced = 0;
-        }
-      }
+      await writeSynced(handle, bodyChunks(body), 0);
       await handle.sync();
     } finally {
       await handle.close();

@@ -54,7 +54,141 @@ export interface ObjectStore {
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Deletes the objects; deleting a missing key is not an error. */
   delete(keys: string[]): Promise<void>;
+  /** Optional (use ObjectUpload): objects written in parts. */
+  readonly uploads?: MultipartUploads;
   close(): Promise<void>;
+}
+
+/** A part of a multipart upload as the store acknowledged it (S3: its ETag). */
+export interface UploadedPart {
+  partNumber: number;
+  token: string;
+}
+
+/**
+ * Objects written in parts, in order, visible under their key only once completed (S3's
+ * multipart upload; the local store writes a hidden temporary file and renames it): for objects
+ * made as they are written, so that they are never held whole in memory. Parts are numbered from
+ * 1; every part but the last has at least MIN_UPLOAD_PART_BYTES (S3's minimum). A part may be
+ * uploaded again (a retry) until the next one is. Each call is one request, retried on its own.
+ */
+export interface MultipartUploads {
+  /** Starts an upload of key; returns its id. */
+  start(key: string): Promise<string>;
+  uploadPart(key: string, uploadId: string, partNumber: number, body: ObjectBody): Promise<UploadedPart>;
+  /** Makes the object of the parts, in order, visible under key. */
+  complete(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void>;
+  /** Drops the upload and its parts; an unknown (or completed) upload is not an error. */
+  abort(key: string, uploadId: string): Promise<void>;
+}
+
+/**
+ * A decorator's uploads: the inner store's, each call through `wrap` (a put-class request of
+ * `bytes` bytes), or none when the inner store has none.
+ */
+export function wrapUploads(
+  inner: MultipartUploads | undefined,
+  wrap: <T>(bytes: number, call: () => Promise<T>) => Promise<T>,
+): MultipartUploads | undefined {
+  if (inner === undefined) return undefined;
+  return {
+    start: (key) => wrap(0, () => inner.start(key)),
+    uploadPart: (key, uploadId, partNumber, body) => wrap(bodyLength(body), () => inner.uploadPart(key, uploadId, partNumber, body)),
+    complete: (key, uploadId, parts) => wrap(0, () => inner.complete(key, uploadId, parts)),
+    abort: (key, uploadId) => wrap(0, () => inner.abort(key, uploadId)),
+  };
+}
+
+/** S3's smallest part (but the last). */
+export const MIN_UPLOAD_PART_BYTES = 5 * 1024 * 1024;
+/** Parts ObjectUpload sends: what it holds in memory at most, plus the chunk that filled it. */
+export const DEFAULT_UPLOAD_PART_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Writes one object from chunks given as they are made: a part is uploaded each time partBytes
+ * are pending (write() resolves once it is stored), the rest as the last part on complete(). On a
+ * store without multipart uploads the chunks are kept and put whole on complete(). Until then
+ * nothing is visible under the key; abort() (or a failed complete) leaves nothing behind.
+ */
+export class ObjectUpload {
+  readonly key: string;
+  private readonly store: ObjectStore;
+  private readonly uploadId: string | undefined;
+  private readonly partBytes: number;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly parts: UploadedPart[] = [];
+  private written = 0;
+  private state: 'open' | 'completed' | 'aborted' = 'open';
+
+  private constructor(store: ObjectStore, key: string, uploadId: string | undefined, partBytes: number) {
+    this.store = store;
+    this.key = key;
+    this.uploadId = uploadId;
+    this.partBytes = partBytes;
+  }
+
+  static async start(store: ObjectStore, key: string, partBytes = DEFAULT_UPLOAD_PART_BYTES): Promise<ObjectUpload> {
+    if (!(Number.isSafeInteger(partBytes) && partBytes >= MIN_UPLOAD_PART_BYTES)) {
+      throw new RangeError(`upload parts must be at least ${MIN_UPLOAD_PART_BYTES} bytes, got ${partBytes}`);
+    }
+    const uploadId = store.uploads === undefined ? undefined : await store.uploads.start(key);
+    return new ObjectUpload(store, key, uploadId, partBytes);
+  }
+
+  /** Bytes written so far. */
+  get sizeBytes(): number {
+    return this.written;
+  }
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    this.checkOpen();
+    for (const chunk of chunks) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      this.written += chunk.length;
+    }
+    if (this.uploadId !== undefined && this.pendingBytes >= this.partBytes) await this.sendPart();
+  }
+
+  async complete(): Promise<void> {
+    this.checkOpen();
+    try {
+      if (this.uploadId === undefined) {
+        await this.store.put(this.key, this.takePending());
+      } else {
+        if (this.pendingBytes > 0 || this.parts.length === 0) await this.sendPart();
+        await this.store.uploads!.complete(this.key, this.uploadId, this.parts);
+      }
+      this.state = 'completed';
+    } catch (err) {
+      await this.abort().catch(() => {});
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    this.pending = [];
+    if (this.uploadId !== undefined) await this.store.uploads!.abort(this.key, this.uploadId);
+  }
+
+  private async sendPart(): Promise<void> {
+    const partNumber = this.parts.length + 1;
+    this.parts.push(await this.store.uploads!.uploadPart(this.key, this.uploadId!, partNumber, this.takePending()));
+  }
+
+  private takePending(): Buffer[] {
+    const chunks = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return chunks;
+  }
+
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new Error(`upload of ${this.key} is ${this.state}`);
+  }
 }
 
 /**

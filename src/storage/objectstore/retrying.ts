@@ -9,8 +9,8 @@
 // 408/429, and errors that say `retryable: false`. Throttling (429, 503 SlowDown) backs off
 // slowDownFactor times longer.
 
-import { bodyLength, readParts } from './objectstore.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
+import { bodyLength, readParts, wrapUploads } from './objectstore.ts';
+import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
 import { httpStatusOf, isObjectNotFound, sleep } from './util.ts';
 
 let abandonedPuts = 0;
@@ -59,6 +59,7 @@ const MiB = 1024 * 1024;
 export class RetryingObjectStore implements ObjectStore {
   private readonly inner: ObjectStore;
   readonly readsPartsInPlace: boolean;
+  readonly uploads: MultipartUploads | undefined;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -71,6 +72,7 @@ export class RetryingObjectStore implements ObjectStore {
   constructor(inner: ObjectStore, options: RetryOptions = {}) {
     this.inner = inner;
     this.readsPartsInPlace = inner.readsPartsInPlace === true;
+    this.uploads = wrapUploads(inner.uploads, (bytes, call) => this.run('put', bytes, call));
     this.maxAttempts = options.maxAttempts ?? 5;
     this.baseDelayMs = options.baseDelayMs ?? 50;
     this.maxDelayMs = options.maxDelayMs ?? 2_000;

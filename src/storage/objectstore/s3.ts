@@ -6,11 +6,16 @@
 //   framing inside the object.
 // - Ranges are always explicit `bytes=start-end` (suffix ranges are broken on s3rver).
 // - Keys are stored under an optional prefix (e.g. "wharf/"), stripped again by list().
+// - Multipart uploads are S3's. An upload left by a crash is not aborted here: a bucket
+//   lifecycle rule (AbortIncompleteMultipartUpload) removes its parts.
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -18,10 +23,11 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { ObjectNotFoundError } from './objectstore.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from './objectstore.ts';
+import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore, UploadedPart } from './objectstore.ts';
 import { checkRange, compareKeys, httpStatusOf } from './util.ts';
 
 export interface S3ObjectStoreOptions {
@@ -48,6 +54,12 @@ const DELETE_BATCH_KEYS = 1000; // the DeleteObjects limit
 export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
   readonly prefix: string;
+  readonly uploads: MultipartUploads = {
+    start: (key) => this.startUpload(key),
+    uploadPart: (key, uploadId, partNumber, body) => this.uploadPart(key, uploadId, partNumber, body),
+    complete: (key, uploadId, parts) => this.completeUpload(key, uploadId, parts),
+    abort: (key, uploadId) => this.abortUpload(key, uploadId),
+  };
   private readonly region: string;
   private readonly client: S3Client;
   private readonly httpAgent: HttpAgent;
@@ -108,6 +120,46 @@ export class S3ObjectStore implements ObjectStore {
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentLength: body.length }),
     );
+  }
+
+  private async startUpload(key: string): Promise<string> {
+    const response = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    if (response.UploadId === undefined) throw new Error(`CreateMultipartUpload ${key}: no upload id`);
+    return response.UploadId;
+  }
+
+  private async uploadPart(key: string, uploadId: string, partNumber: number, chunks: ObjectBody): Promise<UploadedPart> {
+    const body = Buffer.isBuffer(chunks) ? chunks : Buffer.concat(chunks);
+    const response = await this.client.send(new UploadPartCommand({
+      Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
+    }));
+    if (response.ETag === undefined) throw new Error(`UploadPart ${key} #${partNumber}: no ETag`);
+    return { partNumber, token: response.ETag };
+  }
+
+  private async completeUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
+    try {
+      await this.client.send(new CompleteMultipartUploadCommand({
+        Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.token })) },
+      }));
+    } catch (err) {
+      // A retry of a complete whose answer was lost: the upload is gone and the object there.
+      if (errorName(err) === 'NoSuchUpload' && (await this.head(key)) !== undefined) return;
+      throw err;
+    }
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId }));
+    } catch (err) {
+      if (errorName(err) === 'NoSuchUpload' || httpStatusOf(err) === 404) return;
+      // Servers without AbortMultipartUpload (s3rver answers 405): the parts are left to the
+      // bucket's lifecycle rule, as after a crash; the object itself never appears.
+      if (errorName(err) === 'MethodNotAllowed' || errorName(err) === 'NotImplemented') return;
+      throw err;
+    }
   }
 
   async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultyObjectStore, InjectedFaultError, seededRandom } from '../../../src/storage/objectstore/faulty.ts';
 import { InstrumentedObjectStore } from '../../../src/storage/objectstore/instrumented.ts';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
-import { ObjectNotFoundError } from '../../../src/storage/objectstore/objectstore.ts';
+import { MIN_UPLOAD_PART_BYTES, ObjectNotFoundError, ObjectUpload } from '../../../src/storage/objectstore/objectstore.ts';
 import type { ObjectInfo, ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { abandonedPutAttempts, ObjectStoreTimeoutError, RetryingObjectStore } from '../../../src/storage/objectstore/retrying.ts';
 import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
@@ -48,6 +48,12 @@ async function mixedWorkload(store: ObjectStore, prefix: string): Promise<void> 
   const doomed = [...bodies.keys()].filter((_, i) => i % 2 === 0);
   await store.delete(doomed);
   expect((await store.list(`${prefix}/`)).length).toBe(20);
+  // An object written in three parts: each call of the upload retried on its own.
+  const parts = [randomBytes(MIN_UPLOAD_PART_BYTES), randomBytes(MIN_UPLOAD_PART_BYTES), randomBytes(1234)];
+  const upload = await ObjectUpload.start(store, `${prefix}-uploads/three-parts`, MIN_UPLOAD_PART_BYTES);
+  for (const part of parts) await upload.write([part]);
+  await upload.complete();
+  expect((await store.get(`${prefix}-uploads/three-parts`)).equals(Buffer.concat(parts))).toBe(true);
 }
 
 describe('retrying over 30% injected faults', () => {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
-import { ObjectNotFoundError, readParts } from '../../../src/storage/objectstore/objectstore.ts';
+import { MIN_UPLOAD_PART_BYTES, ObjectNotFoundError, ObjectUpload, readParts } from '../../../src/storage/objectstore/objectstore.ts';
 import type { ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
 import { createObjectStore } from '../../../src/storage/objectstore/index.ts';
@@ -134,6 +134,47 @@ function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>
       expect((await store.list('order/')).map((o) => o.key)).toEqual(expected);
     });
 
+    it('writes an object in parts, visible only once completed, byte for byte as written', async () => {
+      const chunks = Array.from({ length: 40 }, (_, i) => randomBytes(300_000 + i * 1000)); // ~12.5 MiB
+      const upload = await ObjectUpload.start(store, 'upload/parts', MIN_UPLOAD_PART_BYTES);
+      for (const chunk of chunks) await upload.write([chunk]);
+      expect(await store.head('upload/parts')).toBeUndefined();
+      expect((await store.list('upload/')).length).toBe(0);
+      await upload.complete();
+      const whole = Buffer.concat(chunks);
+      expect(upload.sizeBytes).toBe(whole.length);
+      expect((await store.get('upload/parts')).equals(whole)).toBe(true);
+      expect((await store.list('upload/')).map((o) => [o.key, o.sizeBytes])).toEqual([['upload/parts', whole.length]]);
+
+      // One small part only (the last part may be short), and an empty object.
+      const small = await ObjectUpload.start(store, 'upload/small');
+      await small.write([Buffer.from('tiny')]);
+      await small.complete();
+      expect((await store.get('upload/small')).toString()).toBe('tiny');
+      const empty = await ObjectUpload.start(store, 'upload/empty');
+      await empty.complete();
+      expect((await store.get('upload/empty')).length).toBe(0);
+    });
+
+    it('retries a part by uploading it again, and leaves nothing behind an aborted upload', async () => {
+      const uploads = store.uploads!;
+      const first = randomBytes(MIN_UPLOAD_PART_BYTES);
+      const uploadId = await uploads.start('upload/retried');
+      await uploads.uploadPart('upload/retried', uploadId, 1, randomBytes(MIN_UPLOAD_PART_BYTES + 5)); // lost answer
+      const part1 = await uploads.uploadPart('upload/retried', uploadId, 1, first);
+      const part2 = await uploads.uploadPart('upload/retried', uploadId, 2, [Buffer.from('end'), Buffer.from('!')]);
+      await uploads.complete('upload/retried', uploadId, [part1, part2]);
+      expect((await store.get('upload/retried')).equals(Buffer.concat([first, Buffer.from('end!')]))).toBe(true);
+
+      const aborted = await ObjectUpload.start(store, 'upload/aborted', MIN_UPLOAD_PART_BYTES);
+      await aborted.write([randomBytes(MIN_UPLOAD_PART_BYTES + 1)]);
+      await aborted.abort();
+      await aborted.abort(); // a second abort does nothing
+      expect(await store.head('upload/aborted')).toBeUndefined();
+      await expect(aborted.write([Buffer.from('x')])).rejects.toThrow(/aborted/);
+      await uploads.abort('upload/aborted', 'no-such-upload'); // an unknown upload is not an error
+    });
+
     it('ignores missing keys on delete and removes only the given keys', async () => {
       await store.put('del/keep', Buffer.from('k'));
       await store.put('del/drop', Buffer.from('d'));
@@ -181,6 +222,19 @@ describe('local object store on disk', () => {
     await store.delete(Array.from({ length: 20 }, (_, i) => `deep/dir/${i}`));
     expect(await readdir(rootDir)).toEqual([]);
     await store.close();
+  });
+
+  it('leaves no temporary file behind an aborted upload, nor one still open when closed', async () => {
+    const dir = await mkdtemp(path.join(rootDir, 'uploads-'));
+    const store = new LocalObjectStore(dir);
+    const aborted = await ObjectUpload.start(store, 'up/a', MIN_UPLOAD_PART_BYTES);
+    await aborted.write([Buffer.alloc(MIN_UPLOAD_PART_BYTES + 1, 1)]);
+    expect((await readdir(path.join(dir, 'up'))).length).toBe(1); // the upload's temporary file
+    await aborted.abort();
+    const open = await ObjectUpload.start(store, 'up/b');
+    await open.write([Buffer.from('never completed')]);
+    await store.close();
+    expect(await readdir(path.join(dir, 'up'))).toEqual([]);
   });
 
   it('rejects keys that would escape the root directory', async () => {
