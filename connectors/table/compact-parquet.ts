@@ -15,25 +15,40 @@ export interface CompactedFile extends ParquetChunks {
   rowCount: number;
 }
 
+/** The files to merge, read one at a time as the merge reaches them. */
+export interface CompactionInputs {
+  count: number;
+  read(index: number): Promise<Uint8Array>;
+}
+
 /**
- * The merged file of `inputs` (Parquet files of one schema), in their order. With
- * `consumeInputs`, each input's memory is given back (its ArrayBuffer detached) as soon as its
- * rows have been read, so that inputs and output are not all held at once.
+ * The merged file of the inputs (Parquet files of one schema), in their order. The inputs are
+ * read as the merge reaches them; with `consumeInputs`, each one's memory is given back (its
+ * ArrayBuffer detached) as soon as its rows have been read. With a sink, the merged file goes to
+ * it as it is written (see encodeParquet) instead of being kept: memory then holds one input and
+ * a row group, whatever the size of the merge.
  */
-export async function compactParquet(inputs: readonly Uint8Array[], options: ParquetWriteOptions, consumeInputs = false): Promise<CompactedFile> {
-  if (inputs.length === 0) throw new Error('nothing to compact');
-  const schemas = inputs.map((input) => arrowSchemaOf(input));
-  const schema = schemas[0]!;
-  if (!schemas.every((s) => sameFields(schema, s))) throw new Error('cannot compact Parquet files of different schemas');
-  const rowGroupCounts = await Promise.all(inputs.map((input) => rowGroupCount(input)));
+export async function compactParquet(
+  inputs: readonly Uint8Array[] | CompactionInputs,
+  options: ParquetWriteOptions,
+  consumeInputs = false,
+  sink?: (chunk: Uint8Array) => Promise<void>,
+): Promise<CompactedFile> {
+  const source: CompactionInputs = isInputArray(inputs) ? { count: inputs.length, read: async (i) => inputs[i]! } : inputs;
+  if (source.count === 0) throw new Error('nothing to compact');
+  const first = await source.read(0);
+  const schema = arrowSchemaOf(first);
   let rowCount = 0;
-  function* batches(): Generator<WasmRecordBatch> {
+  async function* batches(): AsyncGenerator<WasmRecordBatch> {
     // A batch of no rows kept for its schema: every batch goes to the writer on the first file's
     // schema (the writer takes batches of its own schema only).
     let reference: WasmRecordBatch | undefined;
     try {
-      for (const [i, input] of inputs.entries()) {
-        for (let group = 0; group < rowGroupCounts[i]!; group++) {
+      for (let i = 0; i < source.count; i++) {
+        const input = i === 0 ? first : await source.read(i);
+        if (i > 0 && !sameFields(schema, arrowSchemaOf(input))) throw new Error('cannot compact Parquet files of different schemas');
+        const rowGroups = await rowGroupCount(input);
+        for (let group = 0; group < rowGroups; group++) {
           for (const batch of recordBatchesOf(readParquet(input, { rowGroups: [group], batchSize: options.rowGroupRows }))) {
             rowCount += batch.numRows;
             reference ??= batch.slice(0, 0);
@@ -50,8 +65,12 @@ export async function compactParquet(inputs: readonly Uint8Array[], options: Par
       reference?.free();
     }
   }
-  const { chunks, sizeBytes } = await encodeParquet(batches(), schema, options);
+  const { chunks, sizeBytes } = await encodeParquet(batches(), schema, options, sink);
   return { chunks, sizeBytes, rowCount };
+}
+
+function isInputArray(inputs: readonly Uint8Array[] | CompactionInputs): inputs is readonly Uint8Array[] {
+  return Array.isArray(inputs);
 }
 
 function arrowSchemaOf(input: Uint8Array): arrow.Schema {

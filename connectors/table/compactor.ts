@@ -17,6 +17,7 @@ import type { IcebergField } from './iceberg/types.ts';
 import { currentSchema, defaultSpec } from './iceberg/metadata.ts';
 import { tableMetrics } from './metrics.ts';
 import { parquetOptions, type TopicWriterDeps } from './topic-writer.ts';
+import { ObjectUpload } from '../../src/storage/objectstore/objectstore.ts';
 
 interface Schedule { nextCompactionMs: number; nextExpiryMs: number }
 
@@ -87,17 +88,32 @@ export class TableCompactor {
 
   private async merge(table: LoadedTable, files: DataFile[]): Promise<LoadedTable> {
     const { catalog, store, conversions, config } = this.deps;
-    // The inputs are handed to the worker (transferred): nothing here keeps them.
-    const worker = conversions[this.nextWorker++ % conversions.length]!;
-    const merged = await worker.compact(await Promise.all(files.map((f) => store.get(table.location.keyOf(f.path)))), parquetOptions(config));
-    const expectedRows = files.reduce((sum, f) => sum + f.recordCount, 0);
-    if (merged.rowCount !== expectedRows) throw new Error(`compacted file has ${merged.rowCount} rows, inputs ${expectedRows}`);
     const schema = currentSchema(table.metadata);
     const bound = bindPartitionSpec(schema, defaultSpec(table.metadata));
     const values: PartitionValue[] = bound.fields.map((f) => files[0]!.partition[f.field.name] ?? null);
     const key = catalog.newDataFileKey(table, partitionPath(bound, values));
-    // The writer's pieces as they are: the local store writes them in one writev.
-    await store.put(key, merged.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
+    // Streamed both ways: each input is read when the worker reaches it (and handed over), and
+    // the merged file is uploaded in parts as it is written, visible only once complete. Memory
+    // holds an input and a part, not a table.target.file.bytes merge and its inputs.
+    const worker = conversions[this.nextWorker++ % conversions.length]!;
+    const upload = await ObjectUpload.start(store, key);
+    let merged;
+    try {
+      merged = await worker.compact(
+        files.length,
+        (i) => store.get(table.location.keyOf(files[i]!.path)),
+        parquetOptions(config),
+        (chunks) => upload.write(chunks.map(asBuffer)),
+      );
+      const expectedRows = files.reduce((sum, f) => sum + f.recordCount, 0);
+      if (merged.rowCount !== expectedRows) throw new Error(`compacted file has ${merged.rowCount} rows, inputs ${expectedRows}`);
+      await upload.write(merged.chunks.map(asBuffer));
+      if (upload.sizeBytes !== merged.sizeBytes) throw new Error(`compacted file: ${upload.sizeBytes} bytes stored of ${merged.sizeBytes}`);
+      await upload.complete();
+    } catch (err) {
+      await upload.abort().catch(() => {});
+      throw err;
+    }
     const added: DataFile = {
       ...mergedStats(files, schema.fields),
       path: catalog.uriOf(key), format: 'PARQUET', partition: files[0]!.partition, recordCount: merged.rowCount, fileSizeBytes: merged.sizeBytes,
@@ -107,6 +123,10 @@ export class TableCompactor {
     log.info({ table: table.name, files: files.length, rows: merged.rowCount, bytes: merged.sizeBytes }, 'compacted small files');
     return after;
   }
+}
+
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
 /** Column metrics of the merged file: counts added, bounds the min of lowers and max of uppers. */

@@ -146,9 +146,16 @@ function completeBuffers(rows: TableRows, field: IcebergField): ColumnBuffers {
  * writeParquet held the whole table and grew wasm memory, which never shrinks, to about four
  * times it). Top-level primitive columns get Parquet's page and chunk statistics; the leaves of
  * maps, lists and structs none (computing them was a tenth of the encoding time of a span, and
- * readers do not prune on attribute keys and values).
+ * readers do not prune on attribute keys and values). `batches` may be async (compaction reads
+ * its inputs as it goes). With a sink, the file's chunks go to it as the writer makes them (the
+ * writer waits while the sink does) instead of being kept: `chunks` is then empty.
  */
-export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: arrow.Schema, options: ParquetWriteOptions): Promise<ParquetChunks> {
+export async function encodeParquet(
+  batches: Iterator<WasmRecordBatch> | AsyncIterator<WasmRecordBatch>,
+  schema: arrow.Schema,
+  options: ParquetWriteOptions,
+  sink?: (chunk: Uint8Array) => Promise<void>,
+): Promise<ParquetChunks> {
   checkRowGroupRows(options);
   let builder = new WriterPropertiesBuilder()
     .setCompression(COMPRESSION_CODECS[options.compression])
@@ -166,9 +173,9 @@ export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: 
   let finished = false;
   let anyBatch = false;
   const source = new ReadableStream<WasmRecordBatch>({
-    pull(controller) {
+    async pull(controller) {
       try {
-        const next = batches.next();
+        const next = await batches.next();
         if (next.done !== true) {
           anyBatch = true;
           controller.enqueue(next.value);
@@ -190,13 +197,14 @@ export async function encodeParquet(batches: Iterator<WasmRecordBatch>, schema: 
     // The properties are consumed (freed) by the writer.
     const output = await transformParquetStream(source, builder.build()) as ReadableStream<Uint8Array>;
     for await (const chunk of output) {
-      chunks.push(chunk);
       sizeBytes += chunk.byteLength;
+      if (sink === undefined) chunks.push(chunk);
+      else await sink(chunk);
     }
   } catch (error) {
     throw failure?.error ?? error;
   } finally {
-    batches.return?.();
+    await batches.return?.();
   }
   if (failure !== undefined) throw failure.error;
   if (!finished) throw new Error('the Parquet writer stopped before the last record batch');

@@ -4,6 +4,10 @@
 // commits snapshots); batches go in as one copied buffer (transferred, and given back with the
 // reply for the next copy), Parquet files come back transferred, so nothing is copied twice.
 //
+// A compaction streams both ways: the worker asks for each input file when it reaches it and
+// hands the merged file over in parts as it is written, each part stored (an object-store upload
+// part) before the worker goes on. So neither thread holds the inputs or the merged file whole.
+//
 // ConversionClient is the main-thread handle of one worker.
 
 import { readlinkSync } from 'node:fs';
@@ -11,6 +15,7 @@ import os from 'node:os';
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { TopicConversion, type AppendOutcome, type ConversionSpec, type WrittenFile } from './conversion.ts';
 import { compactParquet, type CompactedFile } from './compact-parquet.ts';
+import { DEFAULT_UPLOAD_PART_BYTES } from '../../src/storage/objectstore/objectstore.ts';
 import type { ParquetWriteOptions } from './parquet.ts';
 import { ownsBuffer, transferable } from '../transfer.ts';
 
@@ -20,13 +25,23 @@ type Request =
   | { op: 'flush'; id: number }
   | { op: 'clear'; id: number }
   | { op: 'close'; id: number }
-  | { op: 'compact'; id: number; inputs: Uint8Array[]; options: ParquetWriteOptions };
+  | { op: 'compact'; id: number; count: number; options: ParquetWriteOptions };
 
 /** `spare`: the append's batches buffer, given back for the next append's copy. */
 type Reply = { seq: number; ok: true; value: unknown; spare?: Uint8Array } | { seq: number; ok: false; error: string };
 
+/** What a compaction in progress asks of the main thread: an input file, or to store a part of the merged one. */
+type Ask = { kind: 'input'; index: number } | { kind: 'part'; chunks: Uint8Array[] };
+/** `askId`: a request may have two asks out at once (the writer reads an input while a part is stored). */
+type AskMessage = { seq: number; askId: number; ask: Ask };
+/** The main thread's answer to an Ask (the input asked for, or an error). */
+type AnswerMessage = { askId: number; answer: true; input?: Uint8Array; error?: string };
+
+/** Asks the main thread, for the request `seq`, and waits for its answer. */
+type Asker = (ask: Ask, transfer?: ArrayBuffer[]) => Promise<AnswerMessage>;
+
 /** Runs one request against the conversions of this thread. */
-function serve(conversions: Map<number, TopicConversion>, req: Request): unknown {
+function serve(conversions: Map<number, TopicConversion>, req: Request, ask: Asker): unknown {
   switch (req.op) {
     case 'open':
       conversions.set(req.id, new TopicConversion(req.spec));
@@ -42,8 +57,34 @@ function serve(conversions: Map<number, TopicConversion>, req: Request): unknown
       conversions.delete(req.id);
       return undefined;
     case 'compact':
-      return compactParquet(req.inputs, req.options, true);
+      return compactStreaming(req.count, req.options, ask);
   }
+}
+
+/**
+ * A compaction whose inputs come from the main thread one at a time and whose output goes back in
+ * parts of about DEFAULT_UPLOAD_PART_BYTES (each stored before the merge goes on); the reply
+ * carries the rest.
+ */
+async function compactStreaming(count: number, options: ParquetWriteOptions, ask: Asker): Promise<CompactedFile> {
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const sink = async (chunk: Uint8Array): Promise<void> => {
+    pending.push(chunk);
+    pendingBytes += chunk.byteLength;
+    if (pendingBytes < DEFAULT_UPLOAD_PART_BYTES) return;
+    const chunks = pending;
+    pending = [];
+    pendingBytes = 0;
+    await ask({ kind: 'part', chunks }, transferablesOf({ chunks }));
+  };
+  const read = async (index: number): Promise<Uint8Array> => {
+    const answer = await ask({ kind: 'input', index });
+    if (answer.input === undefined) throw new Error(`no input ${index} for the compaction`);
+    return answer.input;
+  };
+  const merged = await compactParquet({ count, read }, options, true, sink);
+  return { ...merged, chunks: pending };
 }
 
 function conversionOf(conversions: Map<number, TopicConversion>, id: number): TopicConversion {
@@ -91,16 +132,32 @@ if (!isMainThread && parentPort !== null) {
   // One request at a time, in order: a flush or compaction awaits the Parquet writer, and the
   // appends sent meanwhile must not change the builders it reads.
   let previous: Promise<void> = Promise.resolve();
-  port.on('message', (message: { seq: number; req: Request }) => {
-    previous = previous.then(() => answer(conversions, message, port));
+  // Answers to asks go straight to the request waiting for them (it is the one running).
+  const asking = new Map<number, (answer: AnswerMessage) => void>();
+  let nextAskId = 0;
+  port.on('message', (message: { seq: number; req: Request } | AnswerMessage) => {
+    if ('answer' in message) {
+      asking.get(message.askId)?.(message);
+      return;
+    }
+    const ask: Asker = (question, transfer = []) => new Promise((resolve, reject) => {
+      const askId = nextAskId++;
+      asking.set(askId, (answer) => {
+        asking.delete(askId);
+        if (answer.error !== undefined) reject(new Error(answer.error));
+        else resolve(answer);
+      });
+      port.postMessage({ seq: message.seq, askId, ask: question } satisfies AskMessage, transfer);
+    });
+    previous = previous.then(() => answer(conversions, message, port, ask));
   });
 }
 
-async function answer(conversions: Map<number, TopicConversion>, message: { seq: number; req: Request }, port: MessagePort): Promise<void> {
+async function answer(conversions: Map<number, TopicConversion>, message: { seq: number; req: Request }, port: MessagePort, ask: Asker): Promise<void> {
   let reply: Reply;
   let transfer: ArrayBuffer[] = [];
   try {
-    const value = await serve(conversions, message.req);
+    const value = await serve(conversions, message.req, ask);
     transfer = transferablesOf(value);
     reply = { seq: message.seq, ok: true, value };
     if (message.req.op === 'append') {
@@ -119,6 +176,13 @@ async function answer(conversions: Map<number, TopicConversion>, message: { seq:
 
 function errorText(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+interface PendingCall {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  /** Answers the worker's asks for this call (compaction). */
+  onAsk?: (ask: Ask) => Promise<Uint8Array | undefined>;
 }
 
 /** Buffers given back by the worker and kept for the next appends (no 4 MiB allocation each). */
@@ -144,7 +208,7 @@ function joinBatches(batches: readonly Buffer[], spares: Uint8Array[]): Uint8Arr
 export class ConversionClient {
   /** Started on first use, so a process without table topics has no worker thread. */
   private worker: Worker | undefined;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, PendingCall>();
   private nextSeq = 0;
   private nextId = 0;
   private readonly spares: Uint8Array[] = [];
@@ -159,7 +223,11 @@ export class ConversionClient {
   private startWorker(): Worker {
     const worker = new Worker(new URL(import.meta.url), { workerData: { nice: this.nice } });
     worker.unref();
-    worker.on('message', (reply: Reply) => {
+    worker.on('message', (reply: Reply | AskMessage) => {
+      if ('ask' in reply) {
+        this.answerAsk(worker, reply);
+        return;
+      }
       const waiter = this.pending.get(reply.seq);
       if (!waiter) return;
       this.pending.delete(reply.seq);
@@ -198,15 +266,23 @@ export class ConversionClient {
   }
 
   /**
-   * Merges Parquet files (same schema) into one. The inputs are handed over: those that span
-   * their buffer whole are transferred (the worker frees each once read), the others (views of
-   * shared pools, which must not be transferred) copied. The caller does not use them after.
+   * Merges `count` Parquet files (same schema) into one, streaming: readInput(i) is called when
+   * the merge reaches file i, and writePart with each part of the merged file as it is written
+   * (the merge waits for it); the result carries the rest of the file. An input is handed over
+   * (transferred when it spans its buffer whole, else copied): the caller does not use it after.
    */
-  compact(inputs: readonly Uint8Array[], options: ParquetWriteOptions): Promise<CompactedFile> {
-    const owned = inputs.map(transferable);
-    const transfer = [...new Set(owned.map((i) => i.buffer as ArrayBuffer))];
-    if (transfer.length !== owned.length) return this.compact(inputs.map((i) => new Uint8Array(i)), options);
-    return this.call({ op: 'compact', id: -1, inputs: owned, options }, transfer) as Promise<CompactedFile>;
+  compact(
+    count: number,
+    readInput: (index: number) => Promise<Uint8Array>,
+    options: ParquetWriteOptions,
+    writePart: (chunks: Uint8Array[]) => Promise<void>,
+  ): Promise<CompactedFile> {
+    const onAsk = async (ask: Ask): Promise<Uint8Array | undefined> => {
+      if (ask.kind === 'input') return readInput(ask.index);
+      await writePart(ask.chunks);
+      return undefined;
+    };
+    return this.call({ op: 'compact', id: -1, count, options }, [], onAsk) as Promise<CompactedFile>;
   }
 
   async terminate(): Promise<void> {
@@ -215,14 +291,32 @@ export class ConversionClient {
     if (worker) await worker.terminate();
   }
 
-  private call(req: Request, transfer: ArrayBuffer[] = []): Promise<unknown> {
+  private call(req: Request, transfer: ArrayBuffer[] = [], onAsk?: PendingCall['onAsk']): Promise<unknown> {
     this.worker ??= this.startWorker();
     const worker = this.worker;
     const seq = this.nextSeq++;
     return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
+      this.pending.set(seq, { resolve, reject, onAsk });
       worker.postMessage({ seq, req }, transfer);
     });
+  }
+
+  /** Answers an ask of the worker: the input it wants (transferred), or the part stored; or the error. */
+  private answerAsk(worker: Worker, { seq, askId, ask }: AskMessage): void {
+    const onAsk = this.pending.get(seq)?.onAsk;
+    Promise.resolve()
+      .then(() => {
+        if (onAsk === undefined) throw new Error(`no request ${seq} asks the main thread`);
+        return onAsk(ask);
+      })
+      .then(
+        (found) => {
+          const input = found === undefined ? undefined : transferable(found);
+          worker.postMessage({ askId, answer: true, input } satisfies AnswerMessage, input === undefined ? [] : [input.buffer as ArrayBuffer]);
+        },
+        (err: unknown) => worker.postMessage({ askId, answer: true, error: errorText(err) } satisfies AnswerMessage),
+      )
+      .catch(() => {}); // the worker is gone: its calls fail on their own (failAll)
   }
 
   /**

@@ -17,6 +17,9 @@ import {
 } from '../../../connectors/table/columns.ts';
 import { writeParquet, type ColumnStats, type ParquetWriteOptions } from '../../../connectors/table/parquet.ts';
 import { compactParquet } from '../../../connectors/table/compact-parquet.ts';
+import { ConversionClient } from '../../../connectors/table/worker.ts';
+import { DEFAULT_UPLOAD_PART_BYTES } from '../../../src/storage/objectstore/objectstore.ts';
+import { randomBytes } from 'node:crypto';
 import { wasmMemory } from 'parquet-wasm';
 import type { IcebergSchema, IcebergType } from '../../../connectors/table/iceberg/types.ts';
 
@@ -546,5 +549,52 @@ describe('column builders written as Parquet', () => {
     expect(Number(summary!.n)).toBe(400_000);
     expect(Number(summary!.total)).toBe((400_000 * 399_999) / 2);
     expect(summary!.first).toBe(`file 0 row 0 ${'x'.repeat(60)}`);
+  });
+  it('streams a compaction through the worker: inputs read one at a time, the merged file handed over in parts', async () => {
+    const options: ParquetWriteOptions = { compression: 'zstd', rowGroupRows: 65_536 };
+    const inputs: Uint8Array[] = [];
+    for (let file = 0; file < 6; file++) {
+      // Random text: the merged file is about as large as the rows (~27 MiB), several parts.
+      const rows = textRows(60_000, () => randomBytes(60).toString('base64'), file * 60_000);
+      inputs.push((await writeParquet(rows, options)).bytes);
+    }
+    const client = new ConversionClient();
+    try {
+      const events: string[] = [];
+      const parts: Uint8Array[][] = [];
+      const merged = await client.compact(inputs.length, async (i) => {
+        events.push(`input ${i}`);
+        return new Uint8Array(inputs[i]!); // handed over: a copy, the test keeps its own
+      }, options, async (chunks) => {
+        events.push('part');
+        parts.push(chunks);
+        // A slow store: the writer reads on (and asks for inputs) while a part is being stored.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      });
+      // Each input asked for once, in order; the first part stored before the last input is read.
+      expect(events.filter((e) => e.startsWith('input'))).toEqual(inputs.map((_, i) => `input ${i}`));
+      expect(events.indexOf('part')).toBeLessThan(events.indexOf(`input ${inputs.length - 1}`));
+      expect(parts.length).toBeGreaterThanOrEqual(2);
+      for (const part of parts) {
+        const bytes = part.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+        expect(bytes).toBeGreaterThanOrEqual(DEFAULT_UPLOAD_PART_BYTES);
+        expect(bytes).toBeLessThan(2 * DEFAULT_UPLOAD_PART_BYTES);
+      }
+      const file = Buffer.concat([...parts.flat(), ...merged.chunks]);
+      expect(file.length).toBe(merged.sizeBytes);
+      expect(merged.rowCount).toBe(360_000);
+      const [summary] = await query(`SELECT count(*) AS n, sum(n) AS total FROM read_parquet('${saved(file)}')`);
+      expect(Number(summary!.n)).toBe(360_000);
+      expect(Number(summary!.total)).toBe((360_000 * 359_999) / 2);
+
+      // A part that cannot be stored fails the compaction; the worker goes on with the next one.
+      await expect(client.compact(inputs.length, async (i) => new Uint8Array(inputs[i]!), options, async () => {
+        throw new Error('upload failed: SlowDown');
+      })).rejects.toThrow(/SlowDown/);
+      const again = await client.compact(2, async (i) => new Uint8Array(inputs[i]!), options, async () => {});
+      expect(again.rowCount).toBe(120_000);
+    } finally {
+      await client.terminate();
+    }
   });
 });
