@@ -102,7 +102,7 @@ export class Connection {
       if (head.length === n) this.chunks.shift();
       else this.chunks[0] = head.subarray(n);
     } else {
-      out = Buffer.allocUnsafe(n);
+      out = Buffer.allocUnsafeSlow(n); // never a slice of the shared pool: a Produce frame is freed once answered (router.ts)
       let filled = 0;
       while (filled < n) {
         const c = this.chunks[0]!;

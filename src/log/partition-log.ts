@@ -305,13 +305,14 @@ export class PartitionLog {
       this.logger.error({ err: issueError }, 'stream append refused');
       return failed(errorCodeOf(issueError));
     }
-    const durable: Promise<number> = Promise.all(appends).then(
-      () => (issueError === undefined ? ErrorCode.NONE : errorCodeOf(issueError)),
-      (err: unknown) => {
-        this.logger.error({ err, baseOffset }, 'stream append failed');
-        return errorCodeOf(err);
-      },
-    );
+    // Settled only once every append has (a failed one does not answer while others still hold
+    // the request's bytes: the router frees the frame once the request is answered).
+    const durable: Promise<number> = Promise.allSettled(appends).then((settled) => {
+      const failure = settled.find((s) => s.status === 'rejected');
+      if (failure === undefined) return issueError === undefined ? ErrorCode.NONE : errorCodeOf(issueError);
+      this.logger.error({ err: failure.reason, baseOffset }, 'stream append failed');
+      return errorCodeOf(failure.reason);
+    });
     for (const batch of newBatches) batch.durable = durable;
     if (staged !== undefined) for (const entry of staged.values()) this.producers.commit(entry);
     this.lastAppend = durable;
