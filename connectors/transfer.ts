@@ -3,7 +3,7 @@
 // Buffers are slices of Node's shared pool, and reads may be views of larger buffers.
 
 /** Whether `bytes` spans its ArrayBuffer whole (transferring it detaches nothing else). */
-export function ownsBuffer(bytes: Uint8Array): boolean {
+export function ownsBuffer(bytes: ArrayBufferView): boolean {
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
 }
 

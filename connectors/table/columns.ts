@@ -11,6 +11,7 @@
 // values many rows share.
 
 import { isUtf8 } from 'node:buffer';
+import { ownsBuffer } from '../transfer.ts';
 import type {
   IcebergListType, IcebergMapType, IcebergSchema, IcebergStructType, IcebergType,
 } from './iceberg/types.ts';
@@ -174,7 +175,7 @@ function grownCopy<T extends GrowableArray>(array: T, length: number): T {
 
 /** Frees an array's memory now when the array spans it (views of a larger buffer are left). */
 function free(array: Uint8Array | GrowableArray): void {
-  if (array.byteOffset === 0 && array.byteLength === array.buffer.byteLength) (array.buffer as ArrayBuffer).transfer(0);
+  if (ownsBuffer(array)) (array.buffer as ArrayBuffer).transfer(0);
 }
 
 /** At least `needed`: doubling from `current` (or `initial`), by a quarter from `largeAt` on. */
