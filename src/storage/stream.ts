@@ -21,6 +21,34 @@ export function releaseAll(leases: Iterable<ReadLease>): void {
   for (const lease of leases) lease.release();
 }
 
+/**
+ * A read's pins on what holds its batches (log cache slabs, cached blocks), each given back with
+ * `unpin` once, on release(). The owner takes a pin before handing it over (add, or the list the
+ * lease starts with); a pin handed over after the release is given back at once.
+ */
+export class PinLease<T> implements ReadLease {
+  private readonly unpin: (item: T) => void;
+  private pinned: T[] | undefined;
+
+  constructor(unpin: (item: T) => void, pinned: T[] = []) {
+    this.unpin = unpin;
+    this.pinned = pinned;
+  }
+
+  /** Takes over a pin on `item`. */
+  add(item: T): void {
+    if (this.pinned === undefined) this.unpin(item);
+    else this.pinned.push(item);
+  }
+
+  release(): void {
+    const pinned = this.pinned;
+    if (pinned === undefined) return;
+    this.pinned = undefined;
+    for (const item of pinned) this.unpin(item);
+  }
+}
+
 export interface ReadResult {
   /** Whole batches in offset order; the first holds startOffset. Slices, not copies. */
   batches: Buffer[];

@@ -26,7 +26,7 @@
 
 import { Counter, Gauge, register } from 'prom-client';
 import type { DataObjectReader } from '../objects/format.ts';
-import type { ReadLease } from '../stream.ts';
+import { PinLease } from '../stream.ts';
 
 export const DEFAULT_BLOCK_CACHE_SIZE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_INDEX_CACHE_SIZE_BYTES = 16 * 1024 * 1024;
@@ -60,27 +60,9 @@ export function blockKey(objectKey: string, blockIndex: number): string {
 }
 
 /** The blocks one read uses, pinned until release(): their memory is not freed meanwhile. */
-export class BlockLease implements ReadLease {
-  private readonly cache: BlockCache;
-  private entries: CachedBlock[] | undefined = [];
-
+export class BlockLease extends PinLease<CachedBlock> {
   constructor(cache: BlockCache) {
-    this.cache = cache;
-  }
-
-  /** @internal Pins the entry for this lease (at once released again when the lease was). */
-  add(entry: CachedBlock): void {
-    entry.pins++;
-    if (this.entries === undefined) this.cache.unpin(entry);
-    else this.entries.push(entry);
-  }
-
-  /** The reader is done with the blocks; later calls do nothing. Blocks still loading are released as they arrive. */
-  release(): void {
-    const entries = this.entries;
-    if (entries === undefined) return;
-    this.entries = undefined;
-    for (const entry of entries) this.cache.unpin(entry);
+    super((entry) => cache.unpin(entry));
   }
 }
 
@@ -116,7 +98,7 @@ export class BlockCache {
     this.blocks.delete(key);
     this.blocks.set(key, entry);
     entry.owner = undefined;
-    lease?.add(entry);
+    if (lease !== undefined) pin(entry, lease);
     this.counts.hits++;
     blockCacheRequestsTotal.inc({ result: 'hit' });
     return entry.block;
@@ -190,7 +172,7 @@ export class BlockCache {
     if (own.length > this.capacityBytes) return own;
     this.remove(key);
     const entry: CachedBlock = { block: own, owner: leases === undefined || leases.length === 0 ? owner : undefined, pins: 0, evicted: false };
-    for (const lease of leases ?? []) lease.add(entry);
+    for (const lease of leases ?? []) pin(entry, lease);
     this.blocks.set(key, entry);
     this.totalBytes += own.length;
     this.evict();
@@ -254,6 +236,11 @@ export class BlockCache {
     if (entry.pins === 0) free(entry);
     else entry.evicted = true;
   }
+}
+
+function pin(entry: CachedBlock, lease: BlockLease): void {
+  entry.pins++;
+  lease.add(entry);
 }
 
 /** Frees the block's memory now: V8 counts it off at once instead of at the next mark-compact. */

@@ -19,6 +19,8 @@
 // read them. Batches larger than a quarter of a slab get a Buffer of their own, freed explicitly
 // when evicted and released.
 
+import { PinLease } from '../stream.ts';
+
 const MIN_SLAB_BYTES = 64 * 1024;
 const MAX_SLAB_BYTES = 4 * 1024 * 1024;
 
@@ -39,25 +41,6 @@ export class Slab {
   constructor(bytes: Buffer, dedicated: boolean) {
     this.bytes = bytes;
     this.dedicated = dedicated;
-  }
-}
-
-/** The slabs of one read's batches (a slab appears once per batch), released together once. */
-export class SlabLease {
-  private slabs: Slab[] | undefined;
-  private readonly pool: SlabPool;
-
-  constructor(pool: SlabPool, slabs: Slab[]) {
-    this.pool = pool;
-    this.slabs = slabs;
-  }
-
-  /** The caller no longer reads the batches; later calls do nothing. */
-  release(): void {
-    const slabs = this.slabs;
-    if (slabs === undefined) return;
-    this.slabs = undefined;
-    for (const slab of slabs) this.pool.unpin(slab);
   }
 }
 
@@ -116,14 +99,16 @@ export class SlabPool {
     this.allocated -= slab.bytes.length;
   }
 
-  /** Pins the slabs for a read; the caller releases the lease when done with the batches. */
-  lease(slabs: Slab[]): SlabLease {
+  /**
+   * Pins the slabs for a read (a slab appears once per batch); the caller releases the lease
+   * when done with the batches.
+   */
+  lease(slabs: Slab[]): PinLease<Slab> {
     for (const slab of slabs) slab.pins++;
-    return new SlabLease(this, slabs);
+    return new PinLease((slab) => this.unpin(slab), slabs);
   }
 
-  /** @internal SlabLease.release */
-  unpin(slab: Slab): void {
+  private unpin(slab: Slab): void {
     slab.pins--;
     this.recycleIfUnused(slab);
   }
