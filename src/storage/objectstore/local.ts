@@ -53,17 +53,8 @@ export class LocalObjectStore implements ObjectStore {
   async put(key: string, body: ObjectBody): Promise<void> {
     this.checkOpen();
     const filePath = this.pathOf(key);
-    const dir = path.dirname(filePath);
-    // A concurrent delete may prune the directory between mkdir and open: try once more.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.ensureDir(dir);
-        await writeAtomically(dir, filePath, body);
-        return;
-      } catch (err) {
-        if (attempt >= 2 || !isErrno(err, 'ENOENT')) throw err;
-      }
-    }
+    const { tempPath, handle } = await this.openTemp(path.dirname(filePath));
+    await renameIntoPlace(handle, tempPath, filePath, (h) => writeSynced(h, bodyChunks(body), 0));
   }
 
   async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
@@ -130,16 +121,8 @@ export class LocalObjectStore implements ObjectStore {
 
   private async startUpload(key: string): Promise<string> {
     this.checkOpen();
-    const dir = path.dirname(this.pathOf(key));
-    await this.ensureDir(dir);
-    const uploadId = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
-    const tempPath = path.join(dir, uploadId);
-    // A concurrent delete may prune the directory between mkdir and open (as in put): once more.
-    const handle = await fs.open(tempPath, 'wx').catch(async (err: unknown) => {
-      if (!isErrno(err, 'ENOENT')) throw err;
-      await this.ensureDir(dir);
-      return fs.open(tempPath, 'wx');
-    });
+    const { tempPath, handle } = await this.openTemp(path.dirname(this.pathOf(key)));
+    const uploadId = path.basename(tempPath);
     this.openUploads.set(uploadId, { key, tempPath, handle, partStarts: [], endPosition: 0 });
     return uploadId;
   }
@@ -170,16 +153,7 @@ export class LocalObjectStore implements ObjectStore {
       throw new Error(`upload of ${key}: completing parts ${parts.map((p) => p.partNumber).join(',')} of ${upload.partStarts.length} written`);
     }
     this.openUploads.delete(uploadId);
-    try {
-      await upload.handle.sync();
-      await upload.handle.close();
-      await fs.rename(upload.tempPath, this.pathOf(key));
-    } catch (err) {
-      await upload.handle.close().catch(() => {});
-      await fs.rm(upload.tempPath, { force: true });
-      throw err;
-    }
-    await fsyncDir(path.dirname(upload.tempPath));
+    await renameIntoPlace(upload.handle, upload.tempPath, this.pathOf(key));
     this.completedUploads.add(uploadId);
     if (this.completedUploads.size > MAX_COMPLETED_UPLOADS) this.completedUploads.delete(this.completedUploads.values().next().value!);
   }
@@ -234,6 +208,20 @@ export class LocalObjectStore implements ObjectStore {
       }
     }
     return path.join(this.rootDir, ...segments);
+  }
+
+  /** A new temporary file in dir (created if missing), hidden from list until renamed. */
+  private async openTemp(dir: string): Promise<{ tempPath: string; handle: FileHandle }> {
+    // A concurrent delete may prune the directory between mkdir and open: try again.
+    for (let attempt = 0; ; attempt++) {
+      await this.ensureDir(dir);
+      const tempPath = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      try {
+        return { tempPath, handle: await fs.open(tempPath, 'wx') };
+      } catch (err) {
+        if (attempt >= 2 || !isErrno(err, 'ENOENT')) throw err;
+      }
+    }
   }
 
   /** Creates dir (and missing parents), fsyncing the parent of every directory it creates. */
@@ -347,12 +335,15 @@ async function writeSynced(handle: FileHandle, chunks: readonly Buffer[], positi
   return position;
 }
 
-async function writeAtomically(dir: string, filePath: string, body: ObjectBody): Promise<void> {
-  const tempPath = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
-  const handle = await fs.open(tempPath, 'wx');
+/**
+ * Makes a temporary file the object at filePath (in the same directory): written by `write`,
+ * synced, closed, renamed over it, and the directory synced, so readers never see a partial
+ * object. On failure the temporary file is removed.
+ */
+async function renameIntoPlace(handle: FileHandle, tempPath: string, filePath: string, write?: (handle: FileHandle) => Promise<unknown>): Promise<void> {
   try {
     try {
-      await writeSynced(handle, bodyChunks(body), 0);
+      await write?.(handle);
       await handle.sync();
     } finally {
       await handle.close();
@@ -362,7 +353,7 @@ async function writeAtomically(dir: string, filePath: string, body: ObjectBody):
     await fs.rm(tempPath, { force: true });
     throw err;
   }
-  await fsyncDir(dir);
+  await fsyncDir(path.dirname(filePath));
 }
 
 async function fsyncDir(dir: string): Promise<void> {
