@@ -114,9 +114,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async put(key: string, chunks: ObjectBody): Promise<void> {
-    // The SDK takes one body; a stream body would need a content length and no aws-chunked
-    // framing, so chunks are joined here.
-    const body = Buffer.isBuffer(chunks) ? chunks : Buffer.concat(chunks);
+    const body = joined(chunks);
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentLength: body.length }),
     );
@@ -129,7 +127,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   private async uploadPart(key: string, uploadId: string, partNumber: number, chunks: ObjectBody): Promise<UploadedPart> {
-    const body = Buffer.isBuffer(chunks) ? chunks : Buffer.concat(chunks);
+    const body = joined(chunks);
     const response = await this.client.send(new UploadPartCommand({
       Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
     }));
@@ -252,6 +250,14 @@ export class S3ObjectStore implements ObjectStore {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/**
+ * The body as one buffer: the SDK takes one body, and a stream body would need a content length
+ * and no aws-chunked framing, so chunks are joined.
+ */
+function joined(body: ObjectBody): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.concat(body);
 }
 
 function errorName(err: unknown): string | undefined {
