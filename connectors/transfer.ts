@@ -11,3 +11,11 @@ export function ownsBuffer(bytes: ArrayBufferView): boolean {
 export function transferable(bytes: Uint8Array): Uint8Array {
   return ownsBuffer(bytes) ? bytes : new Uint8Array(bytes);
 }
+
+/**
+ * Frees the memory behind `bytes` now when they span it (views of a larger buffer are left to
+ * the GC): V8 counts it off at once instead of at its next mark-compact. Nothing may read them after.
+ */
+export function freeIfOwned(bytes: ArrayBufferView): void {
+  if (ownsBuffer(bytes)) (bytes.buffer as ArrayBuffer).transfer(0);
+}

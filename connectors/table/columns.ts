@@ -11,7 +11,7 @@
 // values many rows share.
 
 import { isUtf8 } from 'node:buffer';
-import { ownsBuffer } from '../transfer.ts';
+import { freeIfOwned } from '../transfer.ts';
 import type {
   IcebergListType, IcebergMapType, IcebergSchema, IcebergStructType, IcebergType,
 } from './iceberg/types.ts';
@@ -169,13 +169,8 @@ type GrowableArray = Uint8Array | Int32Array | Float32Array | Float64Array;
 function grownCopy<T extends GrowableArray>(array: T, length: number): T {
   const next = new (array.constructor as new (length: number) => T)(length);
   next.set(array as ArrayLike<number>);
-  free(array);
+  freeIfOwned(array);
   return next;
-}
-
-/** Frees an array's memory now when the array spans it (views of a larger buffer are left). */
-function free(array: Uint8Array | GrowableArray): void {
-  if (ownsBuffer(array)) (array.buffer as ArrayBuffer).transfer(0);
 }
 
 /** At least `needed`: doubling from `current` (or `initial`), by a quarter from `largeAt` on. */
@@ -525,7 +520,7 @@ abstract class VarBytesBuilder extends BaseColumn {
     const capacity = grownSize(this.bytes.length, needed, INITIAL_CAPACITY_BYTES, LARGE_CAPACITY_BYTES);
     const next = Buffer.allocUnsafeSlow(Math.min(capacity, MAX_COLUMN_BYTES));
     next.set(this.bytes.subarray(0, this.usedByteCount));
-    free(this.bytes);
+    freeIfOwned(this.bytes);
     this.bytes = next;
     this.bytesView = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
