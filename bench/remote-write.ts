@@ -38,7 +38,7 @@ import { decodeWriteRequestV1 } from '../connectors/prometheus/remote-write-v1.t
 import { decodeRequestV2 } from '../connectors/prometheus/remote-write-v2.ts';
 import { InProcessProducer } from '../src/broker/in-process-producer.ts';
 import type { TopicRegistry } from '../src/broker/topics.ts';
-import { Figures, freePort, percentile, REPO, startBrokerProcess } from './lib.ts';
+import { Figures, freePort, metricSums, percentile, REPO, startBrokerProcess } from './lib.ts';
 
 const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 const setting = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -281,7 +281,7 @@ function stubProducer(partitions: number): InProcessProducer {
 // ---------------------------------------------------------------------------------------------
 // Targets
 
-interface Target { name: string; writeUrl: string; child: ChildProcess; rssUrl?: string }
+interface Target { name: string; writeUrl: string; child: ChildProcess; rssUrl?: string; /** Wharf's HTTP port (metrics). */ httpPort?: number }
 
 async function waitHttp(url: string, child: ChildProcess, what: string): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -308,7 +308,7 @@ async function startWharf(name: string, dataDir: string): Promise<Target> {
     child.kill('SIGKILL');
     throw new Error('the broker does not serve POST /api/v1/write: startRemoteWrite is not wired into src/cli/main.ts');
   }
-  return { name, writeUrl, child, rssUrl: `http://127.0.0.1:${httpPort}/metrics` };
+  return { name, writeUrl, child, rssUrl: `http://127.0.0.1:${httpPort}/metrics`, httpPort };
 }
 
 async function startPrometheusReceiver(dir: string): Promise<Target> {
@@ -339,13 +339,9 @@ async function residentMiB(url: string, metric: string): Promise<number> {
 }
 
 /** Records the table writer has read so far (all topics): how far the tables follow the ingest. */
-async function tableRecordsRead(url: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('wharf_table_records_read_total{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+const TABLE_RECORDS_READ = 'wharf_table_records_read_total';
+async function tableRecordsRead(httpPort: number): Promise<number> {
+  return (await metricSums(httpPort, [TABLE_RECORDS_READ])).get(TABLE_RECORDS_READ) ?? 0;
 }
 
 function post(agent: http.Agent, url: URL, body: Buffer): Promise<{ status: number; text: string }> {
@@ -454,7 +450,7 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const pid = target.child.pid!;
   const isWharf = target.name !== 'prometheus';
   const threadsBefore = isWharf ? await threadCpuSeconds(pid) : new Map();
-  const tableBefore = isWharf ? await tableRecordsRead(target.rssUrl!) : 0;
+  const tableBefore = isWharf ? await tableRecordsRead(target.httpPort!) : 0;
   const tableStart = performance.now();
   const cpuBefore = await cpuSeconds(pid);
   const result = await sendAll(target, workload, WARMUP_REQUESTS, fullRateEnd);
@@ -465,7 +461,7 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const cpuByKindPerMillion = Object.fromEntries(Object.entries(byKind).map(([kind, seconds]) => [kind, (seconds / measuredSamples) * 1e6]));
   const rssMetric = isWharf ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
-  const tableRowsPerSecond = isWharf ? (await tableRecordsRead(target.rssUrl!) - tableBefore) / ((performance.now() - tableStart) / 1000) : 0;
+  const tableRowsPerSecond = isWharf ? (await tableRecordsRead(target.httpPort!) - tableBefore) / ((performance.now() - tableStart) / 1000) : 0;
   console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms; ` +
     `at ${Math.round(halfRate.samplesPerSecond)} samples/s p50 ${percentile(halfRate.latenciesMs, 0.5).toFixed(1)} / p99 ${percentile(halfRate.latenciesMs, 0.99).toFixed(1)} ms`);
   return {
