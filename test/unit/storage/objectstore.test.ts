@@ -2,6 +2,8 @@
 // the same for everything the rest of Wharf relies on.
 
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -206,6 +208,100 @@ describeObjectStoreContract('s3', async () => {
     prefix: 'cluster-1/',
   });
   return { store, cleanup: () => s3rver.stop() };
+});
+
+/** CRC-32C (Castagnoli, reflected 0x82F63B78) bit by bit: the test's own oracle. */
+function crc32cBitwise(chunks: readonly Buffer[]): number {
+  let crc = 0xffffffff;
+  for (const chunk of chunks) {
+    for (const byte of chunk) {
+      crc ^= byte;
+      for (let bit = 0; bit < 8; bit++) crc = (crc >>> 1) ^ (0x82f63b78 & -(crc & 1));
+    }
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+interface SeenRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** An HTTP proxy in front of s3rver that passes requests through and keeps what was sent. */
+async function startRecordingProxy(target: string): Promise<{ endpoint: string; seen: SeenRequest[]; close(): Promise<void> }> {
+  const seen: SeenRequest[] = [];
+  const { hostname, port } = new URL(target);
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      const upstream = http.request({ hostname, port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+describe('S3 object bodies on the wire', () => {
+  let s3rver: S3rverHandle;
+  let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+  let store: S3ObjectStore;
+  beforeAll(async () => {
+    s3rver = await startS3rver();
+    proxy = await startRecordingProxy(s3rver.endpoint);
+    store = new S3ObjectStore({
+      endpoint: proxy.endpoint, region: s3rver.region, bucket: s3rver.bucket,
+      accessKeyId: s3rver.accessKeyId, secretAccessKey: s3rver.secretAccessKey, forcePathStyle: true,
+    });
+  });
+  afterAll(async () => {
+    await store.close();
+    await proxy.close();
+    await s3rver.stop();
+  });
+
+  it('checks the oracle against the CRC-32C check value', () => {
+    expect(crc32cBitwise([Buffer.from('12345'), Buffer.from('6789')])).toBe(0xe3069283);
+  });
+
+  it('sends chunks as they are, with their length and a CRC-32C S3 verifies, and no payload hash', async () => {
+    const chunks = [randomBytes(70_000), randomBytes(1), Buffer.alloc(0), randomBytes(200_003)];
+    const whole = Buffer.concat(chunks);
+    const partChunks = [randomBytes(MIN_UPLOAD_PART_BYTES - 10), randomBytes(10)];
+    await store.put('chunked', chunks);
+    const uploadId = await store.uploads.start('in-parts');
+    const first = await store.uploads.uploadPart('in-parts', uploadId, 1, partChunks);
+    const last = await store.uploads.uploadPart('in-parts', uploadId, 2, chunks);
+    await store.uploads.complete('in-parts', uploadId, [first, last]);
+
+    const bodies = proxy.seen.filter((r) => r.method === 'PUT' && r.body.length > 0);
+    expect(bodies.map((r) => r.body.length)).toEqual([whole.length, MIN_UPLOAD_PART_BYTES, whole.length]);
+    for (const [request, sent] of [[bodies[0]!, chunks], [bodies[1]!, partChunks], [bodies[2]!, chunks]] as const) {
+      expect(request.body.equals(Buffer.concat(sent))).toBe(true); // no aws-chunked framing
+      expect(Number(request.headers['content-length'])).toBe(request.body.length);
+      expect(request.headers['content-encoding']).toBeUndefined();
+      const crc = Buffer.from(request.headers['x-amz-checksum-crc32c'] as string, 'base64');
+      expect(crc.length).toBe(4);
+      expect(crc.readUInt32BE()).toBe(crc32cBitwise(sent));
+      expect(request.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(request.headers.authorization).toMatch(/SignedHeaders=[^,]*x-amz-content-sha256/);
+    }
+    expect((await store.get('chunked')).equals(whole)).toBe(true);
+    expect((await store.get('in-parts')).equals(Buffer.concat([...partChunks, whole]))).toBe(true);
+  });
 });
 
 describe('local object store on disk', () => {
