@@ -42,10 +42,11 @@ export interface ObjectStore {
    */
   getParts?(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]>;
   /**
-   * True when getParts reads each part straight into a buffer of its own (the local store's
-   * readv), so that reading blocks as parts costs no more than one get(); false or absent when
-   * parts are copied out of one get() (S3), where one GET of a whole small object is cheaper than
-   * a tail read and then its blocks.
+   * True when getParts reads each part straight into a buffer of its own with no copy (the local
+   * store's readv), so that a small extra read costs less than a copy; false or absent when a
+   * read is a request whose round trip costs more than copying (S3, whose getParts copies the
+   * response into the parts as it arrives): there one GET of a whole small object is cheaper
+   * than a tail read and then its blocks.
    */
   readonly readsPartsInPlace?: boolean;
   /** Size of an object, or undefined when it does not exist. */

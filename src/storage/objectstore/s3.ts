@@ -165,37 +165,89 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: { start: number; endExclusive: number }): Promise<Buffer> {
-    if (range !== undefined) {
-      checkRange(range);
-      if (range.start === range.endExclusive) {
-        // HTTP cannot ask for zero bytes; still report a missing object.
-        if ((await this.head(key)) === undefined) throw new ObjectNotFoundError(key);
-        return Buffer.alloc(0);
-      }
-    }
-    const rangeHeader = range === undefined ? undefined : `bytes=${range.start}-${range.endExclusive - 1}`;
-    let response;
-    try {
-      response = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Range: rangeHeader }),
-      );
-    } catch (err) {
-      if (isNoSuchKey(err)) throw new ObjectNotFoundError(key);
-      if (range !== undefined && (httpStatusOf(err) === 416 || errorName(err) === 'InvalidRange')) {
-        return Buffer.alloc(0); // the range starts at or past the end of the object
-      }
-      throw err;
-    }
-    if (response.Body === undefined) throw new Error(`GET ${key}: response without body`);
-    const bytes = await response.Body.transformToByteArray();
+    if (range !== undefined) checkRange(range);
+    const response = await this.getObject(key, range);
+    if (response === undefined) return Buffer.alloc(0);
+    const bytes = await response.Body!.transformToByteArray();
     const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (response.ContentLength !== undefined && response.ContentLength !== body.length) {
       throw new Error(`GET ${key}: expected ${response.ContentLength} bytes, received ${body.length}`);
     }
     if (range !== undefined && body.length > range.endExclusive - range.start) {
-      throw new Error(`GET ${key}: server returned ${body.length} bytes for range ${rangeHeader}`);
+      throw new Error(`GET ${key}: server returned ${body.length} bytes for range ${rangeHeaderOf(range)}`);
     }
     return body;
+  }
+
+  /**
+   * One ranged GET whose body is copied, as it arrives, straight into a buffer per part: no
+   * buffer of the whole range and no second copy (readParts's fallback makes both), and the
+   * copying goes chunk by chunk between other events.
+   */
+  async getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
+    let total = 0;
+    for (const length of lengths) total += length;
+    const range = { start, endExclusive: start + total };
+    checkRange(range);
+    if (!lengths.every((length) => Number.isSafeInteger(length) && length >= 0)) {
+      throw new RangeError(`invalid part lengths: ${JSON.stringify(lengths)}`);
+    }
+    const response = await this.getObject(key, range);
+    const length = response === undefined ? 0 : response.ContentLength ?? total;
+    if (length > total) throw new Error(`GET ${key}: server returned ${length} bytes for range ${rangeHeaderOf(range)}`);
+    // Parts past the end of the object are cut short, as the local store's are.
+    let left = length;
+    const parts = lengths.map((partLength) => {
+      const part = Buffer.allocUnsafeSlow(Math.min(partLength, left));
+      left -= part.length;
+      return part;
+    });
+    if (response === undefined) return parts;
+    let index = 0;
+    let offset = 0;
+    let received = 0;
+    for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {
+      received += chunk.byteLength;
+      if (received > length) throw new Error(`GET ${key}: received more than the ${length} bytes announced`);
+      for (let at = 0; at < chunk.byteLength;) {
+        while (offset === parts[index]!.length) {
+          index++;
+          offset = 0;
+        }
+        const part = parts[index]!;
+        const n = Math.min(part.length - offset, chunk.byteLength - at);
+        part.set(chunk.subarray(at, at + n), offset);
+        at += n;
+        offset += n;
+      }
+    }
+    if (received !== length) throw new Error(`GET ${key}: expected ${length} bytes, received ${received}`);
+    return parts;
+  }
+
+  /**
+   * The GetObject response for the object or its range, or undefined when the range holds no
+   * bytes (empty, or at or past the end of the object). ObjectNotFoundError when there is no object.
+   */
+  private async getObject(key: string, range: { start: number; endExclusive: number } | undefined) {
+    if (range !== undefined && range.start === range.endExclusive) {
+      // HTTP cannot ask for zero bytes; still report a missing object.
+      if ((await this.head(key)) === undefined) throw new ObjectNotFoundError(key);
+      return undefined;
+    }
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Range: range === undefined ? undefined : rangeHeaderOf(range) }),
+      );
+      if (response.Body === undefined) throw new Error(`GET ${key}: response without body`);
+      return response;
+    } catch (err) {
+      if (isNoSuchKey(err)) throw new ObjectNotFoundError(key);
+      if (range !== undefined && (httpStatusOf(err) === 416 || errorName(err) === 'InvalidRange')) {
+        return undefined; // the range starts at or past the end of the object
+      }
+      throw err;
+    }
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -269,6 +321,11 @@ function streamed(body: ObjectBody): { Body: Readable; ContentLength: number; Ch
   const checksum = Buffer.allocUnsafe(4);
   checksum.writeUInt32BE(crc >>> 0);
   return { Body: Readable.from(chunks), ContentLength: bodyLength(body), ChecksumCRC32C: checksum.toString('base64') };
+}
+
+/** Always explicit: suffix ranges are broken on s3rver. */
+function rangeHeaderOf(range: { start: number; endExclusive: number }): string {
+  return `bytes=${range.start}-${range.endExclusive - 1}`;
 }
 
 function errorName(err: unknown): string | undefined {

@@ -101,6 +101,10 @@ function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>
       const many = await readParts(store, 'parts/a', 0, Array.from({ length: 1500 }, () => 100));
       expect(Buffer.concat(many).equals(body.subarray(0, 150_000))).toBe(true);
       await expect(readParts(store, 'parts/missing', 0, [10, 10])).rejects.toBeInstanceOf(ObjectNotFoundError);
+      // At or past the end, or nothing asked: empty parts, one per length.
+      expect((await readParts(store, 'parts/a', body.length, [10, 0, 5])).map((p) => p.length)).toEqual([0, 0, 0]);
+      expect((await readParts(store, 'parts/a', body.length + 7, [10])).map((p) => p.length)).toEqual([0]);
+      expect((await readParts(store, 'parts/a', 5, [0, 0])).map((p) => p.length)).toEqual([0, 0]);
     });
 
     it('reports a missing key as ObjectNotFoundError on get, undefined on head', async () => {
@@ -229,8 +233,19 @@ interface SeenRequest {
   body: Buffer;
 }
 
-/** An HTTP proxy in front of s3rver that passes requests through and keeps what was sent. */
-async function startRecordingProxy(target: string): Promise<{ endpoint: string; seen: SeenRequest[]; close(): Promise<void> }> {
+interface RecordingProxy {
+  endpoint: string;
+  seen: SeenRequest[];
+  /** The next GET's response is cut (the connection closed) after this many body bytes. */
+  cutNextGetAfter: number | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy in front of s3rver that passes requests through and keeps what was sent; it can
+ * cut a response short (a fault).
+ */
+async function startRecordingProxy(target: string): Promise<RecordingProxy> {
   const seen: SeenRequest[] = [];
   const { hostname, port } = new URL(target);
   const server = http.createServer((req, res) => {
@@ -241,23 +256,34 @@ async function startRecordingProxy(target: string): Promise<{ endpoint: string; 
       seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
       const upstream = http.request({ hostname, port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
         res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
+        const cutAfter = req.method === 'GET' ? proxy.cutNextGetAfter : undefined;
+        if (cutAfter === undefined) {
+          answer.pipe(res);
+          return;
+        }
+        proxy.cutNextGetAfter = undefined;
+        answer.once('data', (chunk: Buffer) => {
+          res.write(chunk.subarray(0, cutAfter), () => res.socket?.destroy());
+          answer.destroy();
+        });
       });
       upstream.on('error', () => res.destroy());
       upstream.end(body);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
+  const proxy: RecordingProxy = {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
+    cutNextGetAfter: undefined,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
+  return proxy;
 }
 
 describe('S3 object bodies on the wire', () => {
   let s3rver: S3rverHandle;
-  let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+  let proxy: RecordingProxy;
   let store: S3ObjectStore;
   beforeAll(async () => {
     s3rver = await startS3rver();
@@ -301,6 +327,22 @@ describe('S3 object bodies on the wire', () => {
     }
     expect((await store.get('chunked')).equals(whole)).toBe(true);
     expect((await store.get('in-parts')).equals(Buffer.concat([...partChunks, whole]))).toBe(true);
+  });
+
+  it('reads parts with one ranged GET, and fails a GET cut short instead of returning short parts', async () => {
+    const body = randomBytes(300_000);
+    await store.put('parts', body);
+    const gets = (): SeenRequest[] => proxy.seen.filter((r) => r.method === 'GET' && r.url.includes('/parts'));
+    const parts = await store.getParts('parts', 100, [50_000, 0, 200_000, 100_000]);
+    expect(gets().map((r) => r.headers.range)).toEqual(['bytes=100-350099']);
+    expect(parts.map((p) => p.length)).toEqual([50_000, 0, 200_000, 300_000 - 250_100]);
+    expect(Buffer.concat(parts).equals(body.subarray(100))).toBe(true);
+
+    proxy.cutNextGetAfter = 1000;
+    await expect(store.getParts('parts', 0, [150_000, 150_000])).rejects.toThrow();
+    proxy.cutNextGetAfter = 1000;
+    await expect(store.get('parts')).rejects.toThrow();
+    expect((await store.getParts('parts', 0, [150_000, 150_000])).every((p, i) => p.equals(body.subarray(i * 150_000, (i + 1) * 150_000)))).toBe(true);
   });
 });
 
