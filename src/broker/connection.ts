@@ -1,6 +1,13 @@
 // One Kafka client connection: framing (4-byte size, then the request), a bound on frame size
 // and on bytes in flight, and responses written in request order (Kafka's per-connection
 // ordering guarantee) while requests are processed concurrently.
+//
+// Responses go to the socket in slices of at most WRITE_SLICE_BYTES, the next slice once the
+// kernel has taken the previous one and the event loop has had a turn. One write of a whole
+// Fetch response (megabytes, to a consumer replaying old data) is one writev that copies up to
+// the socket's send buffer (4 MiB with Linux's autotuning) in the kernel, and on loopback runs
+// the receiver's TCP work too: milliseconds with the event loop held, in front of every produce
+// request waiting to be read.
 
 import type { Socket } from 'node:net';
 import { log } from '../metrics/log.ts';
@@ -27,6 +34,9 @@ export interface ConnectionLimits {
   maxInflightBytes: number;
 }
 
+/** Most bytes handed to the socket in one go (one writev). */
+export const WRITE_SLICE_BYTES = 256 * 1024;
+
 interface Pending {
   done: boolean;
   response: FrameResponse | null;
@@ -46,6 +56,13 @@ export class Connection {
   private inflightBytes = 0;
   private paused = false;
   private closed = false;
+  /** Answered responses not yet (wholly) handed to the socket, in order. */
+  private readonly outbox: FrameResponse[] = [];
+  /** Where the writing of outbox[0] is: its chunk, and the offset in that chunk. */
+  private outChunk = 0;
+  private outOffset = 0;
+  /** A slice is with the socket; the next waits for it. */
+  private writing = false;
 
   constructor(socket: Socket, handler: FrameHandler, limits: ConnectionLimits) {
     this.socket = socket;
@@ -139,29 +156,74 @@ export class Connection {
   }
 
   private flushResponses(): void {
-    let wrote = false;
     while (this.pending.length > 0 && this.pending[0]!.done) {
       const entry = this.pending.shift()!;
       this.inflightBytes -= entry.frameBytes;
-      const response = entry.response;
-      if (response === null) continue;
-      if (this.closed) {
-        releaseAll(response.leases);
-        continue;
-      }
-      if (!wrote) this.socket.cork();
-      wrote = true;
-      const { chunks, leases } = response;
-      const last = chunks.length - 1;
-      for (let i = 0; i < last; i++) this.socket.write(chunks[i]!);
-      // Called once the bytes are handed to the kernel, or with an error when the socket is gone.
-      if (leases.length === 0) this.socket.write(chunks[last]!);
-      else this.socket.write(chunks[last]!, () => releaseAll(leases));
+      if (entry.response !== null) this.outbox.push(entry.response);
     }
-    if (wrote) this.socket.uncork();
+    if (!this.writing) this.writeSlice();
     if (this.paused && this.inflightBytes <= this.limits.maxInflightBytes) {
       this.paused = false;
       this.socket.resume();
     }
+  }
+
+  /**
+   * Hands the socket up to WRITE_SLICE_BYTES of the outbox (one writev); when more is left, goes
+   * on once the kernel has taken this slice and the event loop has had a turn. A response's leases
+   * are released once its last bytes are handed to the kernel, or when the socket is gone.
+   */
+  private writeSlice(): void {
+    if (this.closed) {
+      for (const response of this.outbox.splice(0)) releaseAll(response.leases);
+      this.outChunk = 0;
+      this.outOffset = 0;
+      this.writing = false;
+      return;
+    }
+    if (this.outbox.length === 0) {
+      this.writing = false;
+      return;
+    }
+    this.writing = true;
+    this.socket.cork();
+    let budget = WRITE_SLICE_BYTES;
+    let piece: Buffer | undefined;
+    let leases: ReadLease[] = [];
+    while (budget > 0 && this.outbox.length > 0) {
+      if (piece !== undefined) this.writePiece(piece, leases, false);
+      leases = [];
+      const response = this.outbox[0]!;
+      const chunk = response.chunks[this.outChunk]!;
+      const end = Math.min(chunk.length, this.outOffset + budget);
+      piece = this.outOffset === 0 && end === chunk.length ? chunk : chunk.subarray(this.outOffset, end);
+      budget -= piece.length;
+      this.outOffset = end;
+      if (end < chunk.length) continue;
+      this.outChunk++;
+      this.outOffset = 0;
+      if (this.outChunk < response.chunks.length) continue;
+      this.outbox.shift();
+      this.outChunk = 0;
+      leases = response.leases;
+    }
+    this.writePiece(piece!, leases, this.outbox.length > 0);
+    this.socket.uncork();
+    if (this.outbox.length === 0) this.writing = false;
+  }
+
+  /**
+   * Writes one piece; once the kernel has it (or the socket is gone), releases the leases of the
+   * response it ends and, when `more`, writes the next slice after an event-loop turn.
+   */
+  private writePiece(piece: Buffer, leases: ReadLease[], more: boolean): void {
+    if (leases.length === 0 && !more) {
+      this.socket.write(piece);
+      return;
+    }
+    this.socket.write(piece, () => {
+      releaseAll(leases);
+      if (more) setImmediate(() => this.writeSlice());
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, type FrameHandler, type FrameResponse } from '../../../src/broker/connection.ts';
+import { Connection, WRITE_SLICE_BYTES, type FrameHandler, type FrameResponse } from '../../../src/broker/connection.ts';
 
 // A response's chunks may point into log cache memory that is reused once its lease is released:
 // the connection must release only after the socket has taken the bytes.
@@ -17,10 +17,16 @@ afterEach(async () => {
   server = client = undefined;
 });
 
-/** A server whose every request gets `response`; resolves with the client, which is paused. */
-async function serve(response: () => FrameResponse): Promise<net.Socket> {
+/**
+ * A server whose every request gets `response`; resolves with the client, which is paused.
+ * `onSocket` sees the server's side of the connection first.
+ */
+async function serve(response: () => FrameResponse, onSocket?: (socket: net.Socket) => void): Promise<net.Socket> {
   const handler: FrameHandler = { handle: async () => response() };
-  server = net.createServer((socket) => new Connection(socket, handler, { socketRequestMaxBytes: 1 << 20, maxInflightBytes: 1 << 20 }));
+  server = net.createServer((socket) => {
+    onSocket?.(socket);
+    new Connection(socket, handler, { socketRequestMaxBytes: 1 << 20, maxInflightBytes: 1 << 20 });
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as net.AddressInfo;
@@ -75,5 +81,48 @@ describe('connection', () => {
     const deadline = Date.now() + 5000;
     while (released() === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(released()).toBe(1);
+  });
+
+  it('hands the socket large responses in slices, in order and intact', async () => {
+    // Responses of several chunks, a large chunk among them, an empty one, small ones between.
+    const responses: Buffer[][] = [
+      [Buffer.alloc(3 * 1024 * 1024 + 5, 1), Buffer.alloc(0), Buffer.alloc(100_000, 2)],
+      [Buffer.from('small')],
+      [Buffer.alloc(WRITE_SLICE_BYTES - 1, 3), Buffer.alloc(2, 4), Buffer.alloc(700_000, 5)],
+    ];
+    let next = 0;
+    /** Bytes handed to the socket between each cork() and its uncork(): one writev each. */
+    const corked: number[] = [];
+    const socket = await serve(() => {
+      const chunks = responses[next++ % responses.length]!;
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(chunks.reduce((sum, c) => sum + c.length, 0));
+      return { chunks: [head, ...chunks], leases: [] };
+    }, (serverSide) => {
+      let batch: number | undefined;
+      const { cork, uncork, write } = serverSide;
+      serverSide.cork = () => { batch = 0; cork.call(serverSide); };
+      serverSide.uncork = () => { corked.push(batch!); batch = undefined; uncork.call(serverSide); };
+      serverSide.write = ((chunk: Buffer, ...rest: never[]) => {
+        if (batch !== undefined) batch += chunk.length;
+        return write.call(serverSide, chunk, ...rest);
+      }) as typeof serverSide.write;
+    });
+    client = socket;
+    const expected = Buffer.concat(responses.flatMap((chunks) => {
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(chunks.reduce((sum, c) => sum + c.length, 0));
+      return [head, ...chunks];
+    }));
+    const received: Buffer[] = [];
+    let receivedBytes = 0;
+    socket.on('data', (chunk: Buffer) => { received.push(chunk); receivedBytes += chunk.length; });
+    socket.resume();
+    for (let i = 0; i < responses.length; i++) socket.write(request());
+    while (receivedBytes < expected.length) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(Buffer.concat(received).equals(expected)).toBe(true);
+    expect(corked.reduce((sum, n) => sum + n, 0)).toBe(expected.length);
+    expect(Math.max(...corked)).toBeLessThanOrEqual(WRITE_SLICE_BYTES);
+    expect(corked.length).toBeGreaterThanOrEqual(Math.ceil(expected.length / WRITE_SLICE_BYTES));
   });
 });
