@@ -52,7 +52,7 @@ export interface WharfConfig {
   /** Catch-up budget: object-store GETs at once, and their bytes in flight. */
   catchUpMaxConcurrentGets: number;
   catchUpMaxInflightBytes: number;
-  /** p90 append latency (ms) past which catch-up reads are paced down; 0: never paced. */
+  /** Most the p99 latency of appends (loop delay included) may reach while catch-up reads run (the tail guard holds it to 1.25 times its value without them); 0: never paced. */
   catchUpTailTargetMs: number;
   uploadIntervalMs: number;
   uploadSizeBytes: number;

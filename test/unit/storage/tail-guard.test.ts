@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CatchUpLimiter, Priority } from '../../../src/storage/cache/read-ahead.ts';
-import { TailGuard } from '../../../src/storage/tail-guard.ts';
+import { TailGuard, type LoopDelay, type PacedReads } from '../../../src/storage/tail-guard.ts';
 
 const MiB = 1024 * 1024;
 
@@ -35,31 +35,41 @@ describe('catch-up pace', () => {
   });
 });
 
+/** The event loop as the guard sees it: `lateMs` late at the 99th percentile. */
+function loopLate(): LoopDelay & { lateMs: number } {
+  return { lateMs: 0, enable() {}, disable() {}, reset() {}, p99LateMs() { return this.lateMs; } };
+}
+
+/** The limiter's side as the guard sees it: bytes admitted per interval, waiting GETs, the pace. */
+function pacedReads(pace: number): PacedReads & { admitted: number; pace: number; waiting: boolean } {
+  return {
+    admitted: 0,
+    pace,
+    waiting: false,
+    hasDemand(): boolean {
+      return this.waiting;
+    },
+    takeAdmittedBytes(): number {
+      const bytes = this.admitted;
+      this.admitted = 0;
+      return bytes;
+    },
+    paceBytesPerSecond(): number {
+      return this.pace;
+    },
+    setPace(bytesPerSecond: number): void {
+      this.pace = bytesPerSecond;
+    },
+  };
+}
+
 describe('tail guard', () => {
   it('cuts the catch-up pace while appends are slow, grows it back while they are not, starts it low while producers write (also for a replay already running), and lifts it once producers have paused a while', () => {
-    // The limiter's side as the guard sees it: bytes admitted per interval, waiting GETs, the pace.
-    const reads = {
-      admitted: 0,
-      pace: 512 * MiB, // grown that far already
-      waiting: false,
-      hasDemand(): boolean {
-        return this.waiting;
-      },
-      takeAdmittedBytes(): number {
-        const bytes = this.admitted;
-        this.admitted = 0;
-        return bytes;
-      },
-      paceBytesPerSecond(): number {
-        return this.pace;
-      },
-      setPace(bytesPerSecond: number): void {
-        this.pace = bytesPerSecond;
-      },
-    };
+    const reads = pacedReads(512 * MiB); // grown that far already
     const intervalS = 0.25;
     const guard = new TailGuard(reads, {
       targetMs: 5, intervalMs: intervalS * 1000, minBytesPerSecond: MiB, startBytesPerSecond: 8 * MiB, liftAfterIdleIntervals: 4,
+      loopDelay: loopLate(),
     });
     const catchUpAt = (bytesPerSecond: number): void => {
       reads.admitted += bytesPerSecond * intervalS;
@@ -135,6 +145,47 @@ describe('tail guard', () => {
       catchUpAt(10 * MiB);
       interval(256, 20, 64 * 1024);
       expect(reads.pace).toBe(96 * MiB);
+    } finally {
+      guard.stop();
+    }
+  });
+
+  it('holds the latency to 1.25 times what it is without catch-up reads, the event loop\'s delay included', () => {
+    const reads = pacedReads(64 * MiB);
+    const loop = loopLate();
+    const guard = new TailGuard(reads, { targetMs: 5, minTargetMs: 1, intervalMs: 250, minBytesPerSecond: MiB, startBytesPerSecond: 64 * MiB, loopDelay: loop });
+    const interval = (latencyMs: number, catchUpBytes = 0): void => {
+      reads.admitted += catchUpBytes;
+      for (let i = 0; i < 100; i++) guard.observe(latencyMs);
+      guard.tick();
+    };
+    guard.start();
+    try {
+      // No baseline yet: the configured target (5 ms) holds, 4 ms is within it.
+      interval(4, 16 * MiB);
+      expect(reads.pace).toBe(80 * MiB);
+      // Producers alone, appends at 2 ms: the target becomes 2.5 ms.
+      for (let i = 0; i < 3; i++) interval(2);
+      expect(guard.target()).toBe(2.5);
+      reads.pace = 64 * MiB;
+      interval(2.4, 16 * MiB);
+      expect(reads.pace).toBe(80 * MiB);
+      interval(4, 16 * MiB); // within the old fixed 5 ms, past 1.25 times the baseline: cut
+      expect(reads.pace).toBe(32 * MiB);
+      // The loop runs late (catch-up work on it) while appends stay fast: that counts too.
+      loop.lateMs = 2;
+      interval(1.5, 8 * MiB);
+      expect(reads.pace).toBe(16 * MiB);
+      loop.lateMs = 0;
+      // Faster appends without catch-up pull the baseline down, a moving average: never below
+      // the least target (1 ms), never above the configured one.
+      for (let i = 0; i < 100; i++) interval(0.2);
+      expect(guard.target()).toBe(1);
+      for (let i = 0; i < 100; i++) interval(20);
+      expect(guard.target()).toBe(5);
+      for (let i = 0; i < 48; i++) interval(2);
+      expect(guard.target()).toBeGreaterThan(2.5);
+      expect(guard.target()).toBeLessThan(5);
     } finally {
       guard.stop();
     }
