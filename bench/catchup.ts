@@ -25,6 +25,7 @@ import { createObjectStore } from '../src/storage/objectstore/index.ts';
 import { LocalObjectStore } from '../src/storage/objectstore/local.ts';
 import type { ObjectStore } from '../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
+import { loadConfig } from '../src/config/config.ts';
 import type { Stream } from '../src/storage/stream.ts';
 import { FileWal } from '../src/storage/wal/file-wal.ts';
 import { CountingStore } from '../test/helpers/counting-store.ts';
@@ -62,11 +63,18 @@ function batchAt(baseOffset: number, n: number): Buffer {
   return batch;
 }
 
+const config = loadConfig({ env: { ...process.env, WHARF_CONFIG: '' } }); // no wharf.yaml: defaults and WHARF_* settings
 let nextNodeId = 1;
 async function newStorage(dir: string, metadata: ClusterModel, store: ObjectStore): Promise<{ storage: StreamStorageImpl; wal: FileWal }> {
   const nodeId = nextNodeId++;
   const wal = await FileWal.open({ path: path.join(dir, `wal-${nodeId}`), capacityBytes: 512 * MiB, nodeId });
-  const storage = new StreamStorageImpl({ nodeId, wal, metadata, objectStore: store });
+  // The caches as a broker sizes them by default (or as WHARF_* settings say).
+  const storage = new StreamStorageImpl({
+    nodeId, wal, metadata, objectStore: store,
+    logCacheSizeBytes: config.logCacheSizeBytes,
+    blockCacheSizeBytes: config.blockCacheSizeBytes,
+    readAheadMaxBytes: config.readAheadMaxBytes,
+  });
   await storage.start();
   return { storage, wal };
 }

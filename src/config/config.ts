@@ -157,7 +157,7 @@ export function defaultConfig(): WharfConfig {
     walObjectIntervalMs: 250,
     walObjectMaxBytes: 8 * MiB,
     logCacheSizeBytes: 256 * MiB,
-    blockCacheSizeBytes: 128 * MiB,
+    blockCacheSizeBytes: 64 * MiB,
     readAheadMaxBytes: 32 * MiB,
     catchUpMaxConcurrentGets: 8,
     catchUpMaxInflightBytes: 64 * MiB,
