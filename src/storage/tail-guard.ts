@@ -6,6 +6,10 @@
 // - no appends: no latency to protect, so the pace grows by a quarter per interval, and after
 //   liftAfterIdleIntervals intervals in a row without appends (10 s by default) it is lifted (a
 //   shorter pause, between a producer's bursts, leaves the replay paced when they resume);
+// - the first append after an interval without any (producers are back): a pace above
+//   startBytesPerSecond drops to it at once, without waiting for the interval to end: a pace
+//   grown while nobody produced says nothing of what producers bear, and cutting it by halves
+//   from there took a second or more of slow produces;
 // - appends but no catch-up reads: the pace is set to startBytesPerSecond, so that a replay that
 //   begins while producers write starts there (and grows) instead of bursting unpaced for the
 //   interval the guard needs to see it;
@@ -120,6 +124,8 @@ export class TailGuard {
   private readonly liftAfterIdleIntervals: number;
   /** Intervals in a row that had no appends. */
   private idleIntervals = 0;
+  /** An append came after intervals without any, and the pace was brought down for it. */
+  private producersBack = false;
   private readonly samples = new Float64Array(MAX_SAMPLES);
   private sampleCount = 0;
   private seen = 0;
@@ -153,6 +159,10 @@ export class TailGuard {
   /** One append's time from append() to durable, and its size. */
   observe(latencyMs: number, bytes = 0): void {
     if (this.timer === undefined) return;
+    if (this.idleIntervals > 0 && !this.producersBack) {
+      this.producersBack = true;
+      if (this.limiter.paceBytesPerSecond() > this.startBytesPerSecond) this.limiter.setPace(this.startBytesPerSecond);
+    }
     this.appendedBytes += bytes;
     // Past MAX_SAMPLES, each later append replaces a random earlier one (a uniform sample).
     const at = this.seen < MAX_SAMPLES ? this.seen : Math.floor(Math.random() * (this.seen + 1));
@@ -176,6 +186,7 @@ export class TailGuard {
     this.appendedBytes = 0;
     const catchingUp = catchUpBytes > 0 || this.limiter.hasDemand();
     this.idleIntervals = appends === 0 ? this.idleIntervals + 1 : 0;
+    this.producersBack = false;
     if (appends > 0 && !catchingUp) {
       this.baselineMs = this.baselineMs === undefined ? latencyMs : this.baselineMs + BASELINE_WEIGHT * (latencyMs - this.baselineMs);
     }

@@ -116,15 +116,37 @@ describe('tail guard', () => {
         guard.tick();
         expect(reads.pace).toBe(MiB * 1.25 ** round);
       }
+      // ... and the first append after it brings a pace grown past the start pace back to it at
+      // once, before the interval ends.
+      reads.pace = 100 * MiB; // as if grown far during a longer pause
+      catchUpAt(MiB);
+      guard.tick();
+      guard.observe(1);
+      expect(reads.pace).toBe(8 * MiB);
+      guard.observe(1);
+      reads.pace = 9 * MiB;
+      guard.observe(1); // once per return of the producers, not per append
+      expect(reads.pace).toBe(9 * MiB);
+      catchUpAt(MiB);
+      guard.tick();
+      expect(reads.pace).toBe(9 * MiB * 1.25);
+      reads.pace = MiB;
+      for (let round = 1; round <= 3; round++) {
+        catchUpAt(MiB);
+        guard.tick();
+      }
       // ... a longer one has nobody to protect: the pace is lifted.
       catchUpAt(MiB);
       guard.tick();
       expect(reads.pace).toBe(Infinity);
       // The replay runs unpaced; producers come back, and even with their p99 within the target
-      // the replay drops to the start pace at once (it grows from there while they stay fast).
+      // the replay drops to the start pace at their first append, and grows from there while
+      // they stay fast.
       catchUpAt(512 * MiB);
-      interval(100, 1);
+      guard.observe(1);
       expect(reads.pace).toBe(8 * MiB);
+      interval(99, 1);
+      expect(reads.pace).toBe(10 * MiB);
       // Unpaced again, and the producers come back slow: cut from the start pace.
       pause();
       expect(reads.pace).toBe(Infinity);
