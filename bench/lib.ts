@@ -3,6 +3,7 @@
 // the librdkafka producer load (bench/rdkafka_producer.py).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -153,6 +154,20 @@ export async function metricSums(httpPort: number, selectors: string[]): Promise
     }
   }
   return sums;
+}
+
+/**
+ * The most resident memory the process ever had (Linux's VmHWM), in MiB: the figure for "RSS under
+ * load", where the RSS read after a run may already be down from its peak. NaN when unknown.
+ */
+export function peakRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? NaN : Number(match[1]) / 1024;
+  } catch {
+    return NaN;
+  }
 }
 
 /** An HTTP answer's status and the time from sending the request to its end. */

@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { s3BrokerEnv, startS3rver, type S3rverHandle } from '../test/helpers/s3rver.ts';
-import { Figures, metricSums, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess, type ProducerResult } from './lib.ts';
+import { Figures, metricSums, peakRssMiB, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess, type ProducerResult } from './lib.ts';
 
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
         report(`${client}_produce_requests_per_s`, requests / paced.seconds, 'req/s');
         report(`${client}_produce_request_mean_ms`, requests > 0 ? (delta(PRODUCE_SUM) / requests) * 1000 : NaN, 'ms');
         report(`${client}_broker_rss_mib`, (after.get('wharf_process_resident_memory_bytes') ?? NaN) / 2 ** 20, 'MiB');
+        report(`${client}_broker_rss_peak_mib`, peakRssMiB(broker.child.pid), 'MiB');
       }
     } finally {
       await broker.stop();

@@ -6,7 +6,7 @@
 
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Figures, metricSums, percentile, REPO, runRdkafkaProducer, startBrokerProcess, type ProducerResult } from './lib.ts';
+import { Figures, metricSums, peakRssMiB, percentile, REPO, runRdkafkaProducer, startBrokerProcess, type ProducerResult } from './lib.ts';
 
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
       report('produce', 'max_throughput_p50_ms', max.latency_ms.p50, 'ms');
       report('produce', 'max_throughput_p99_ms', max.latency_ms.p99, 'ms');
       report('broker', 'rss_after_load_mib', ((await metricSums(broker.httpPort, [RSS])).get(RSS) ?? NaN) / 2 ** 20, 'MiB');
+      report('broker', 'rss_peak_mib', peakRssMiB(broker.child.pid), 'MiB');
       // The raw disk at the WAL's own write size during the maximum rate (one group commit: one
       // O_DSYNC write), measured once the broker is stopped: the ratio the storage goal names.
       const writes = (walAfter.get(WAL_WRITES) ?? 0) - (walBefore.get(WAL_WRITES) ?? 0);

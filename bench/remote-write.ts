@@ -38,7 +38,7 @@ import { decodeWriteRequestV1 } from '../connectors/prometheus/remote-write-v1.t
 import { decodeRequestV2 } from '../connectors/prometheus/remote-write-v2.ts';
 import { InProcessProducer } from '../src/broker/in-process-producer.ts';
 import type { TopicRegistry } from '../src/broker/topics.ts';
-import { Figures, freePort, metricSums, percentile, REPO, startBrokerProcess } from './lib.ts';
+import { Figures, freePort, metricSums, peakRssMiB, percentile, REPO, startBrokerProcess } from './lib.ts';
 
 const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 const setting = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -438,6 +438,8 @@ interface TargetRun extends RunResult {
   rssMiB: number;
   /** Wharf with tables: rows the table writer read per second, over the measured and half-rate requests. */
   tableRowsPerSecond: number;
+  /** The process's peak RSS so far (VmHWM): under full-rate load, before the half-rate requests. */
+  rssPeakMiB: number;
 }
 
 /**
@@ -461,11 +463,12 @@ async function ingestRun(target: Target, workload: Workload): Promise<TargetRun>
   const cpuByKindPerMillion = Object.fromEntries(Object.entries(byKind).map(([kind, seconds]) => [kind, (seconds / measuredSamples) * 1e6]));
   const rssMetric = isWharf ? 'wharf_process_resident_memory_bytes' : 'process_resident_memory_bytes';
   const rssMiB = await residentMiB(target.rssUrl!, rssMetric);
+  const rssPeakMiB = peakRssMiB(pid);
   const tableRowsPerSecond = isWharf ? (await tableRecordsRead(target.httpPort!) - tableBefore) / ((performance.now() - tableStart) / 1000) : 0;
   console.log(`#   ${target.name}: ${Math.round(result.samplesPerSecond)} samples/s, p50 ${percentile(result.latenciesMs, 0.5).toFixed(1)} ms; ` +
     `at ${Math.round(halfRate.samplesPerSecond)} samples/s p50 ${percentile(halfRate.latenciesMs, 0.5).toFixed(1)} / p99 ${percentile(halfRate.latenciesMs, 0.99).toFixed(1)} ms`);
   return {
-    ...result, halfRate, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB, tableRowsPerSecond,
+    ...result, halfRate, cpuSecondsPerMillion: (cpuUsed / measuredSamples) * 1e6, cpuByKindPerMillion, rssMiB, rssPeakMiB, tableRowsPerSecond,
   };
 }
 
@@ -489,6 +492,7 @@ function reportTarget(name: string, runs: TargetRun[]): TargetRun {
     }
   }
   report(`${name}_rss_after_mib`, best.rssMiB, 'MiB');
+  report(`${name}_rss_peak_mib`, best.rssPeakMiB, 'MiB');
   if (best.tableRowsPerSecond > 0) report(`${name}_table_rows_read_s`, best.tableRowsPerSecond, 'rows/s');
   return best;
 }

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Figures, metricSums, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess } from './lib.ts';
+import { Figures, metricSums, peakRssMiB, REPO, runRdkafkaProducer, startBrokerProcess, type BrokerProcess } from './lib.ts';
 
 const BENCH = 'tail';
 const RECORD_BYTES = 1024;
@@ -120,6 +120,7 @@ async function main(): Promise<void> {
       report('catchup_major_gcs_per_s', delta(MAJOR_GCS) / busy.seconds, '1/s');
       report('catchup_gets_per_gib', catchUpBytes > 0 ? delta(GETS) / (catchUpBytes / 2 ** 30) : NaN, 'GETs/GiB');
       report('broker_rss_mib', (after.get(RSS) ?? NaN) / 2 ** 20, 'MiB');
+      report('broker_rss_peak_mib', peakRssMiB(broker.child.pid), 'MiB');
     } finally {
       await broker.stop();
     }
