@@ -156,7 +156,7 @@ export function defaultConfig(): WharfConfig {
     walCapacityBytes: 512 * MiB,
     walObjectIntervalMs: 250,
     walObjectMaxBytes: 8 * MiB,
-    logCacheSizeBytes: 256 * MiB,
+    logCacheSizeBytes: 192 * MiB,
     blockCacheSizeBytes: 64 * MiB,
     readAheadMaxBytes: 32 * MiB,
     catchUpMaxConcurrentGets: 8,
