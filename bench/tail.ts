@@ -30,6 +30,8 @@ const FETCH_BYTES = 'wharf_fetch_bytes_total';
 const GETS = 'wharf_object_store_requests_total{op="get"';
 const RSS = 'wharf_process_resident_memory_bytes';
 const MAJOR_GCS = 'wharf_nodejs_gc_duration_seconds_count{kind="major"';
+/** Background compaction of the history's objects runs when it runs: each phase says how much it had. */
+const COMPACTED = 'wharf_compaction_bytes_read_total';
 /** Bounds (s) of the broker's request duration histogram buckets, for the Produce p99 as the broker sees it. */
 const BUCKETS = ['0.0005', '0.001', '0.002', '0.003', '0.004', '0.005', '0.0075', '0.01', '0.015', '0.025', '0.05', '0.1', '0.25', '0.5', '1'];
 const PRODUCE_BUCKETS = BUCKETS.map((le) => `wharf_kafka_request_duration_seconds_bucket{le="${le}",api="Produce"`);
@@ -89,13 +91,14 @@ async function main(): Promise<void> {
     try {
       console.log(`# tail produce: ${RATE_MIB_S} MiB/s, acks=all, idempotent, ${RECORD_BYTES} B records, ${PARTITIONS} partitions, ${PRODUCE_SECONDS} s; load average ${loadAverage()}`);
       produce(broker, 'tail', 3, RATE_MIB_S); // warm-up, creates the topic
-      const idleBefore = await metricSums(broker.httpPort, [MAJOR_GCS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
+      const idleBefore = await metricSums(broker.httpPort, [MAJOR_GCS, COMPACTED, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
       const idle = produce(broker, 'tail', PRODUCE_SECONDS, RATE_MIB_S);
-      const idleAfter = await metricSums(broker.httpPort, [MAJOR_GCS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
+      const idleAfter = await metricSums(broker.httpPort, [MAJOR_GCS, COMPACTED, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
       report('idle_p50_ms', idle.latency_ms.p50, 'ms');
       report('idle_p99_ms', idle.latency_ms.p99, 'ms');
       report('idle_broker_produce_p99_le_ms', brokerProduceP99Ms(idleBefore, idleAfter), 'ms');
       report('idle_major_gcs_per_s', ((idleAfter.get(MAJOR_GCS) ?? 0) - (idleBefore.get(MAJOR_GCS) ?? 0)) / idle.seconds, '1/s');
+      report('idle_compaction_read_mib', ((idleAfter.get(COMPACTED) ?? 0) - (idleBefore.get(COMPACTED) ?? 0)) / 2 ** 20, 'MiB');
 
       console.log(`# the same, while kcat replays history from objects; load average ${loadAverage()}`);
       const reader = catchUpReader(broker.bootstrap, 'history');
@@ -104,9 +107,9 @@ async function main(): Promise<void> {
       let after: Map<string, number>;
       try {
         await new Promise((resolve) => setTimeout(resolve, 2000)); // let the catch-up get going
-        before = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, MAJOR_GCS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
+        before = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, MAJOR_GCS, COMPACTED, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
         busy = produce(broker, 'tail', PRODUCE_SECONDS, RATE_MIB_S);
-        after = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, MAJOR_GCS, RSS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
+        after = await metricSums(broker.httpPort, [FETCH_BYTES, GETS, MAJOR_GCS, COMPACTED, RSS, ...PRODUCE_BUCKETS, PRODUCE_COUNT]);
       } finally {
         await reader.stop();
       }
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
       report('catchup_broker_produce_p99_le_ms', brokerProduceP99Ms(before, after), 'ms');
       report('catchup_read_mib_s', catchUpBytes / 2 ** 20 / busy.seconds, 'MiB/s');
       report('catchup_major_gcs_per_s', delta(MAJOR_GCS) / busy.seconds, '1/s');
+      report('catchup_compaction_read_mib', delta(COMPACTED) / 2 ** 20, 'MiB');
       report('catchup_gets_per_gib', catchUpBytes > 0 ? delta(GETS) / (catchUpBytes / 2 ** 30) : NaN, 'GETs/GiB');
       report('broker_rss_mib', (after.get(RSS) ?? NaN) / 2 ** 20, 'MiB');
       report('broker_rss_peak_mib', peakRssMiB(broker.child.pid), 'MiB');
