@@ -11,7 +11,7 @@
 // values many rows share.
 
 import { isUtf8 } from 'node:buffer';
-import { freeIfOwned } from '../transfer.ts';
+import { freeIfOwned } from '../../src/storage/buffers.ts';
 import type {
   IcebergListType, IcebergMapType, IcebergSchema, IcebergStructType, IcebergType,
 } from './iceberg/types.ts';

@@ -8,7 +8,7 @@
 import * as arrow from 'apache-arrow';
 import { ParquetFile, readParquet, readSchema, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { encodeParquet, recordBatchesOf, type ParquetChunks, type ParquetWriteOptions } from './parquet.ts';
-import { freeIfOwned } from '../transfer.ts';
+import { freeIfOwned } from '../../src/storage/buffers.ts';
 
 /** The merged file in the writer's pieces (not joined: the object store writes them as they are). */
 export interface CompactedFile extends ParquetChunks {

@@ -27,7 +27,7 @@ import {
 import { ipcStream } from './arrow-ipc.ts';
 import { columnBuffers, type ColumnBuffers, type TableRows } from './columns.ts';
 import type { IcebergField, IcebergSchema, IcebergType } from './iceberg/types.ts';
-import { freeIfOwned, ownsBuffer } from '../transfer.ts';
+import { freeIfOwned, ownsBuffer } from '../../src/storage/buffers.ts';
 
 export interface ParquetWriteOptions {
   compression: 'zstd' | 'snappy' | 'none';

@@ -17,7 +17,8 @@ import { TopicConversion, type AppendOutcome, type ConversionSpec, type WrittenF
 import { compactParquet, type CompactedFile } from './compact-parquet.ts';
 import { DEFAULT_UPLOAD_PART_BYTES } from '../../src/storage/objectstore/objectstore.ts';
 import type { ParquetWriteOptions } from './parquet.ts';
-import { ownsBuffer, transferable } from '../transfer.ts';
+import { ownsBuffer } from '../../src/storage/buffers.ts';
+import { transferable } from '../transfer.ts';
 
 type Request =
   | { op: 'open'; id: number; spec: ConversionSpec }

@@ -10,6 +10,7 @@ import {
 import { API_TABLE, ErrorCode, ProtocolError } from '../protocol/index.ts';
 import { requestDurationSeconds, requestsTotal } from '../metrics/registry.ts';
 import type { Connection, FrameHandler, FrameResponse } from './connection.ts';
+import { freeIfOwned } from '../storage/buffers.ts';
 import type { BrokerParts, RequestContext } from './context.ts';
 import { releaseAll } from '../storage/stream.ts';
 import { apiVersionsResponse, handleApiVersions } from './handlers/api-versions.ts';
@@ -92,5 +93,5 @@ export class Router implements FrameHandler {
  * buffer (after the size field) is freed: the connection's own copy, never a shared socket chunk.
  */
 function freeProduceFrame(frame: Buffer): void {
-  if (frame.byteOffset === 4 && frame.buffer.byteLength === frame.length + 4) (frame.buffer as ArrayBuffer).transfer(0);
+  if (frame.byteOffset === 4) freeIfOwned(new Uint8Array(frame.buffer, 0, frame.length + 4));
 }

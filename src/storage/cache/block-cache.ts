@@ -26,6 +26,7 @@
 
 import { Counter, Gauge, register } from 'prom-client';
 import type { DataObjectReader } from '../objects/format.ts';
+import { freeIfOwned, ownsBuffer } from '../buffers.ts';
 import { PinLease } from '../stream.ts';
 
 export const DEFAULT_BLOCK_CACHE_SIZE_BYTES = 256 * 1024 * 1024;
@@ -194,7 +195,7 @@ export class BlockCache {
   /** @internal BlockLease: a read no longer uses the block. */
   unpin(entry: CachedBlock): void {
     entry.pins--;
-    if (entry.pins === 0 && entry.evicted) free(entry);
+    if (entry.pins === 0 && entry.evicted) freeIfOwned(entry.block);
   }
 
   /** The load of key ended: no longer loading; the leases that waited for it. */
@@ -233,7 +234,7 @@ export class BlockCache {
 
   /** The entry left the cache: freed now, or by the last read that pins it. */
   private drop(entry: CachedBlock): void {
-    if (entry.pins === 0) free(entry);
+    if (entry.pins === 0) freeIfOwned(entry.block);
     else entry.evicted = true;
   }
 }
@@ -243,18 +244,9 @@ function pin(entry: CachedBlock, lease: BlockLease): void {
   lease.add(entry);
 }
 
-/** Frees the block's memory now: V8 counts it off at once instead of at the next mark-compact. */
-function free(entry: CachedBlock): void {
-  try {
-    (entry.block.buffer as ArrayBuffer).transfer(0);
-  } catch {
-    // Not detachable (memory a native addon made): left to the GC.
-  }
-}
-
 /** The buffer itself when it owns its memory, else a copy that does. */
 function ownBuffer(block: Buffer): Buffer {
-  if (block.byteOffset === 0 && block.buffer.byteLength === block.length) return block;
+  if (ownsBuffer(block)) return block;
   const copy = Buffer.allocUnsafeSlow(block.length);
   block.copy(copy);
   return copy;

@@ -19,6 +19,7 @@
 // read them. Batches larger than a quarter of a slab get a Buffer of their own, freed explicitly
 // when evicted and released.
 
+import { freeIfOwned } from '../buffers.ts';
 import { PinLease } from '../stream.ts';
 
 const MIN_SLAB_BYTES = 64 * 1024;
@@ -146,7 +147,7 @@ export class SlabPool {
   private release(slab: Slab): void {
     slab.abandoned = true;
     this.allocated -= slab.bytes.length;
-    (slab.bytes.buffer as ArrayBuffer).transfer(0);
+    freeIfOwned(slab.bytes);
   }
 }
 
