@@ -124,8 +124,6 @@ export class TailGuard {
   private readonly liftAfterIdleIntervals: number;
   /** Intervals in a row that had no appends. */
   private idleIntervals = 0;
-  /** An append came after intervals without any, and the pace was brought down for it. */
-  private producersBack = false;
   private readonly samples = new Float64Array(MAX_SAMPLES);
   private sampleCount = 0;
   private seen = 0;
@@ -159,9 +157,9 @@ export class TailGuard {
   /** One append's time from append() to durable, and its size. */
   observe(latencyMs: number, bytes = 0): void {
     if (this.timer === undefined) return;
-    if (this.idleIntervals > 0 && !this.producersBack) {
-      this.producersBack = true;
-      if (this.limiter.paceBytesPerSecond() > this.startBytesPerSecond) this.limiter.setPace(this.startBytesPerSecond);
+    // The interval's first append, after intervals without any: producers are back.
+    if (this.seen === 0 && this.idleIntervals > 0 && this.limiter.paceBytesPerSecond() > this.startBytesPerSecond) {
+      this.limiter.setPace(this.startBytesPerSecond);
     }
     this.appendedBytes += bytes;
     // Past MAX_SAMPLES, each later append replaces a random earlier one (a uniform sample).
@@ -186,7 +184,6 @@ export class TailGuard {
     this.appendedBytes = 0;
     const catchingUp = catchUpBytes > 0 || this.limiter.hasDemand();
     this.idleIntervals = appends === 0 ? this.idleIntervals + 1 : 0;
-    this.producersBack = false;
     if (appends > 0 && !catchingUp) {
       this.baselineMs = this.baselineMs === undefined ? latencyMs : this.baselineMs + BASELINE_WEIGHT * (latencyMs - this.baselineMs);
     }

@@ -16,7 +16,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { bodyChunks, ObjectNotFoundError } from './objectstore.ts';
-import { checkRange, compareKeys, isErrno } from './util.ts';
+import { checkParts, checkRange, compareKeys, isErrno } from './util.ts';
 import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore, UploadedPart } from './objectstore.ts';
 
 const TEMP_PREFIX = '.wharf-tmp-';
@@ -67,9 +67,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
-    if (!(Number.isSafeInteger(start) && start >= 0) || !lengths.every((l) => Number.isSafeInteger(l) && l >= 0)) {
-      throw new RangeError(`invalid parts: from ${start}, lengths ${JSON.stringify(lengths)}`);
-    }
+    checkParts(start, lengths);
     return this.readObject(key, (handle, size) => {
       // Each part in a buffer of its own (allocUnsafeSlow: never a slice of Node's shared pool).
       let at = Math.min(start, size);

@@ -36,7 +36,7 @@ import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { ObjectNotFoundError } from './objectstore.ts';
 import { bodyChunks, bodyLength } from './objectstore.ts';
 import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore, UploadedPart } from './objectstore.ts';
-import { checkRange, compareKeys, httpStatusOf } from './util.ts';
+import { checkParts, checkRange, compareKeys, httpStatusOf } from './util.ts';
 
 export interface S3ObjectStoreOptions {
   /** e.g. http://127.0.0.1:4569 for s3rver / MinIO; omitted for AWS. */
@@ -185,13 +185,8 @@ export class S3ObjectStore implements ObjectStore {
    * copying goes chunk by chunk between other events.
    */
   async getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
-    let total = 0;
-    for (const length of lengths) total += length;
+    const total = checkParts(start, lengths);
     const range = { start, endExclusive: start + total };
-    checkRange(range);
-    if (!lengths.every((length) => Number.isSafeInteger(length) && length >= 0)) {
-      throw new RangeError(`invalid part lengths: ${JSON.stringify(lengths)}`);
-    }
     const response = await this.getObject(key, range);
     const length = response === undefined ? 0 : response.ContentLength ?? total;
     if (length > total) throw new Error(`GET ${key}: server returned ${length} bytes for range ${rangeHeaderOf(range)}`);

@@ -8,6 +8,16 @@ export function checkRange(range: { start: number; endExclusive: number }): void
   }
 }
 
+/** Checks getParts' arguments (a start and part lengths, each a non-negative integer); returns the bytes asked for. */
+export function checkParts(start: number, lengths: readonly number[]): number {
+  let total = 0;
+  for (const length of lengths) total += length;
+  if (!(Number.isSafeInteger(start) && start >= 0) || !lengths.every((l) => Number.isSafeInteger(l) && l >= 0) || !Number.isSafeInteger(start + total)) {
+    throw new RangeError(`invalid parts: from ${start}, lengths ${JSON.stringify(lengths)}`);
+  }
+  return total;
+}
+
 /** S3 orders keys by their UTF-8 bytes; so do we (UTF-16 order differs above U+D7FF). */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
