@@ -146,8 +146,12 @@ export class S3ObjectStore implements ObjectStore {
         MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.token })) },
       }));
     } catch (err) {
-      // A retry of a complete whose answer was lost: the upload is gone and the object there.
-      if (errorName(err) === 'NoSuchUpload' && (await this.head(key)) !== undefined) return;
+      // A retry of a complete whose answer was lost: the upload is gone and the object there. S3
+      // answers NoSuchUpload; s3rver (and some other servers) an InternalError, which a retry would
+      // meet again and again. Wharf writes each key once, so the object there is this upload's.
+      const status = httpStatusOf(err);
+      const uploadMayBeDone = errorName(err) === 'NoSuchUpload' || (status !== undefined && status >= 500);
+      if (uploadMayBeDone && (await this.head(key).catch(() => undefined)) !== undefined) return;
       throw err;
     }
   }

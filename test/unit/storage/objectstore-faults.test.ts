@@ -79,18 +79,35 @@ describe('retrying over 30% injected faults', () => {
   });
 
   it('every operation on S3 (s3rver) still succeeds', async () => {
-    const s3 = new S3ObjectStore({
-      endpoint: s3rver.endpoint,
-      region: s3rver.region,
-      bucket: s3rver.bucket,
-      accessKeyId: s3rver.accessKeyId,
-      secretAccessKey: s3rver.secretAccessKey,
-      forcePathStyle: true,
-    });
+    const s3 = new S3ObjectStore({ ...s3rver, forcePathStyle: true });
     const faulty = thirtyPercentFaults(s3, 2);
     const store = new RetryingObjectStore(new InstrumentedObjectStore(faulty), { ...FAST_RETRIES, timeoutMs: 600 });
     await mixedWorkload(store, 's3');
     expect(faulty.injected.error + faulty.injected.slowDown + faulty.injected.timeout).toBeGreaterThan(10);
+    await store.close();
+  });
+
+  it('a retried complete whose first answer was lost finds the object on S3 (s3rver)', async () => {
+    const s3 = new S3ObjectStore({ ...s3rver, forcePathStyle: true });
+    // The complete runs on the server, then its answer is lost; the retry meets an upload that is gone.
+    const faulty = new FaultyObjectStore(s3, { errorRate: 1, lostResponseFraction: 1, enabled: false });
+    const retried: unknown[] = [];
+    const store = new RetryingObjectStore(faulty, {
+      ...FAST_RETRIES,
+      maxAttempts: 3,
+      onRetry: (_op, _attempt, err) => {
+        retried.push(err);
+        faulty.setEnabled(false);
+      },
+    });
+    const parts = [randomBytes(MIN_UPLOAD_PART_BYTES), randomBytes(MIN_UPLOAD_PART_BYTES)];
+    const upload = await ObjectUpload.start(store, 'lost-answer/object', MIN_UPLOAD_PART_BYTES);
+    for (const part of parts) await upload.write([part]);
+    faulty.setEnabled(true); // both parts are stored: the complete is the next call
+    await upload.complete();
+    expect(retried).toHaveLength(1);
+    expect(retried[0]).toBeInstanceOf(InjectedFaultError);
+    expect((await store.get('lost-answer/object')).equals(Buffer.concat(parts))).toBe(true);
     await store.close();
   });
 });
