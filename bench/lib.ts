@@ -4,6 +4,7 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -168,6 +169,52 @@ export function peakRssMiB(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * utime + stime in seconds from a /proc stat line (clock ticks, USER_HZ = 100); with `field` 13,
+ * cutime + cstime (the children waited for).
+ */
+export function statCpuSeconds(stat: string, field = 11): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[field]) + Number(fields[field + 1])) / 100;
+}
+
+/** CPU seconds (user + system) a process has used so far, all its threads, from /proc. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** Node's thread names (comm), by the kind of work they do; the main thread (tid = pid) is js_main. */
+const THREAD_KINDS: Record<string, string> = {
+  V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'worker_threads',
+};
+
+/** CPU seconds used so far by each live thread of a process, by tid, with its kind. */
+export async function threadCpuSeconds(pid: number): Promise<Map<string, { kind: string; seconds: number }>> {
+  const threads = new Map<string, { kind: string; seconds: number }>();
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue; // the thread has exited
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    threads.set(tid, { kind: tid === String(pid) ? 'js_main' : THREAD_KINDS[comm] ?? 'other', seconds: statCpuSeconds(stat) });
+  }
+  return threads;
+}
+
+/** CPU seconds by kind of thread between two snapshots (a thread started in between counts from 0). */
+export function cpuByKind(before: Map<string, { kind: string; seconds: number }>, after: Map<string, { kind: string; seconds: number }>): Record<string, number> {
+  const byKind: Record<string, number> = {};
+  for (const [tid, { kind, seconds }] of after) byKind[kind] = (byKind[kind] ?? 0) + seconds - (before.get(tid)?.seconds ?? 0);
+  return byKind;
+}
+
+/**
+ * CPU seconds (user + system) used so far by this process's children that have exited and been
+ * waited for (a producer run with execFileSync), from /proc/self/stat.
+ */
+export function waitedChildrenCpuSeconds(): number {
+  return statCpuSeconds(readFileSync('/proc/self/stat', 'utf8'), 13);
 }
 
 /** An HTTP answer's status and the time from sending the request to its end. */

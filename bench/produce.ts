@@ -6,7 +6,10 @@
 
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Figures, metricSums, peakRssMiB, percentile, REPO, runRdkafkaProducer, startBrokerProcess, type ProducerResult } from './lib.ts';
+import {
+  cpuByKind, cpuSeconds, Figures, metricSums, peakRssMiB, percentile, REPO, runRdkafkaProducer, startBrokerProcess, threadCpuSeconds,
+  waitedChildrenCpuSeconds, type ProducerResult,
+} from './lib.ts';
 
 const RECORD_BYTES = 1024;
 const PARTITIONS = 8;
@@ -63,13 +66,24 @@ async function main(): Promise<void> {
       report('produce', 'at_20mib_s_p50_ms', paced.latency_ms.p50, 'ms');
       report('produce', 'at_20mib_s_p99_ms', paced.latency_ms.p99, 'ms');
       const walBefore = await metricSums(broker.httpPort, [WAL_BYTES, WAL_WRITES]);
+      const pid = broker.child.pid!;
+      const [brokerCpuBefore, threadsBefore, producerCpuBefore] = [await cpuSeconds(pid), await threadCpuSeconds(pid), waitedChildrenCpuSeconds()];
       const max = runProducer(broker.bootstrap, 'bench-produce', PRODUCE_SECONDS, 0);
+      const [brokerCpuAfter, threadsAfter, producerCpuAfter] = [await cpuSeconds(pid), await threadCpuSeconds(pid), waitedChildrenCpuSeconds()];
       const walAfter = await metricSums(broker.httpPort, [WAL_BYTES, WAL_WRITES]);
       const maxMiBs = max.bytes / max.seconds / 2 ** 20;
       report('produce', 'max_throughput_mib_s', maxMiBs, 'MiB/s');
       report('produce', 'max_throughput_records_s', max.records / max.seconds, 'records/s');
       report('produce', 'max_throughput_p50_ms', max.latency_ms.p50, 'ms');
       report('produce', 'max_throughput_p99_ms', max.latency_ms.p99, 'ms');
+      // Where the 2 cores went: the broker (by kind of thread) and the producer (its whole run,
+      // start-up included), in CPU seconds per GiB produced.
+      const gib = max.bytes / 2 ** 30;
+      report('produce', 'max_throughput_broker_cpu_s_per_gib', (brokerCpuAfter - brokerCpuBefore) / gib, 'cpu_s');
+      for (const [kind, seconds] of Object.entries(cpuByKind(threadsBefore, threadsAfter))) {
+        report('produce', `max_throughput_broker_cpu_s_per_gib_${kind}`, seconds / gib, 'cpu_s');
+      }
+      report('produce', 'max_throughput_producer_cpu_s_per_gib', (producerCpuAfter - producerCpuBefore) / gib, 'cpu_s');
       report('broker', 'rss_after_load_mib', ((await metricSums(broker.httpPort, [RSS])).get(RSS) ?? NaN) / 2 ** 20, 'MiB');
       report('broker', 'rss_peak_mib', peakRssMiB(broker.child.pid), 'MiB');
       // The raw disk at the WAL's own write size during the maximum rate (one group commit: one

@@ -29,7 +29,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import protobuf from 'protobufjs';
@@ -38,7 +38,7 @@ import { decodeWriteRequestV1 } from '../connectors/prometheus/remote-write-v1.t
 import { decodeRequestV2 } from '../connectors/prometheus/remote-write-v2.ts';
 import { InProcessProducer } from '../src/broker/in-process-producer.ts';
 import type { TopicRegistry } from '../src/broker/topics.ts';
-import { Figures, freePort, metricSums, peakRssMiB, percentile, REPO, startBrokerProcess } from './lib.ts';
+import { cpuByKind, cpuSeconds, Figures, freePort, metricSums, peakRssMiB, percentile, REPO, startBrokerProcess, threadCpuSeconds } from './lib.ts';
 
 const PROMETHEUS = process.env.BENCH_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 const setting = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -392,41 +392,6 @@ async function sendAll(target: Target, workload: Workload, from: number, to: num
   const seconds = (performance.now() - start) / 1000;
   agent.destroy();
   return { samplesPerSecond: (CLIENTS * (to - from) * SERIES_PER_REQUEST) / seconds, seconds, latenciesMs: latenciesMs.sort((a, b) => a - b) };
-}
-
-/** utime + stime in seconds from a /proc stat line (clock ticks, USER_HZ = 100). */
-function statCpuSeconds(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** CPU seconds (user + system) a process has used so far, all its threads, from /proc. */
-async function cpuSeconds(pid: number): Promise<number> {
-  return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'));
-}
-
-/** Node's thread names (comm), by the kind of work they do; the main thread (tid = pid) is js_main. */
-const THREAD_KINDS: Record<string, string> = {
-  V8Worker: 'v8_helpers', 'libuv-worker': 'libuv_pool', WorkerThread: 'worker_threads',
-};
-
-/** CPU seconds used so far by each live thread of a process, by tid, with its kind. */
-async function threadCpuSeconds(pid: number): Promise<Map<string, { kind: string; seconds: number }>> {
-  const threads = new Map<string, { kind: string; seconds: number }>();
-  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
-    if (stat === undefined) continue; // the thread has exited
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    threads.set(tid, { kind: tid === String(pid) ? 'js_main' : THREAD_KINDS[comm] ?? 'other', seconds: statCpuSeconds(stat) });
-  }
-  return threads;
-}
-
-/** CPU seconds by kind of thread between two snapshots (a thread started in between counts from 0). */
-function cpuByKind(before: Map<string, { kind: string; seconds: number }>, after: Map<string, { kind: string; seconds: number }>): Record<string, number> {
-  const byKind: Record<string, number> = {};
-  for (const [tid, { kind, seconds }] of after) byKind[kind] = (byKind[kind] ?? 0) + seconds - (before.get(tid)?.seconds ?? 0);
-  return byKind;
 }
 
 interface TargetRun extends RunResult {

@@ -12,6 +12,7 @@
 import type { Socket } from 'node:net';
 import { log } from '../metrics/log.ts';
 import { connectionsActive, connectionsRejectedTotal } from '../metrics/registry.ts';
+import { freeIfOwned } from '../storage/buffers.ts';
 import { releaseAll, type ReadLease } from '../storage/stream.ts';
 
 export interface FrameResponse {
@@ -50,7 +51,9 @@ export class Connection {
   clientId: string | null = null;
   private readonly handler: FrameHandler;
   private readonly limits: ConnectionLimits;
+  /** Socket chunks not yet wholly taken, as the socket gave them; headOffset bytes of the first are taken. */
   private chunks: Buffer[] = [];
+  private headOffset = 0;
   private bufferedBytes = 0;
   private readonly pending: Pending[] = [];
   private inflightBytes = 0;
@@ -97,41 +100,50 @@ export class Connection {
         return;
       }
       if (this.bufferedBytes < 4 + size) return;
-      const frame = this.take(4 + size).subarray(4);
+      this.consume(4, undefined);
+      const frame = Buffer.allocUnsafe(size);
+      this.consume(size, frame);
       this.dispatch(frame);
     }
   }
 
+  /** The frame size at the front of the buffered bytes, which may span chunks. */
   private peekInt32(): number {
     const head = this.chunks[0]!;
-    if (head.length >= 4) return head.readInt32BE(0);
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
-    return joined.readInt32BE(0);
+    if (head.length - this.headOffset >= 4) return head.readInt32BE(this.headOffset);
+    let value = 0;
+    for (let i = 0, chunk = 0, offset = this.headOffset; i < 4; i++, offset++) {
+      while (offset >= this.chunks[chunk]!.length) {
+        chunk++;
+        offset = 0;
+      }
+      value = value * 256 + this.chunks[chunk]![offset]!;
+    }
+    return value | 0;
   }
 
-  /** Removes n bytes from the front of the buffered chunks; a slice when one chunk holds them. */
-  private take(n: number): Buffer {
-    const head = this.chunks[0]!;
-    let out: Buffer;
-    if (head.length >= n) {
-      out = head.subarray(0, n);
-      if (head.length === n) this.chunks.shift();
-      else this.chunks[0] = head.subarray(n);
-    } else {
-      out = Buffer.allocUnsafeSlow(n); // never a slice of the shared pool: a Produce frame is freed once answered (router.ts)
-      let filled = 0;
-      while (filled < n) {
-        const c = this.chunks[0]!;
-        const part = Math.min(c.length, n - filled);
-        c.copy(out, filled, 0, part);
-        filled += part;
-        if (part === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(part);
+  /**
+   * Takes n bytes off the front of the buffered chunks, copied into `out` (or dropped), and frees
+   * each socket chunk once all of its bytes are taken. Frames are always copies, so no view of a
+   * chunk outlives it: at hundreds of MiB/s, chunks left to the GC start a mark-compact every
+   * 64 MB (buffers.ts). Small frames come from Buffer's shared pool; a large one owns its memory
+   * and a Produce frame is freed once answered (router.ts).
+   */
+  private consume(n: number, out: Buffer | undefined): void {
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const part = Math.min(chunk.length - this.headOffset, n - filled);
+      if (out !== undefined) chunk.copy(out, filled, this.headOffset, this.headOffset + part);
+      filled += part;
+      this.headOffset += part;
+      if (this.headOffset === chunk.length) {
+        this.chunks.shift();
+        this.headOffset = 0;
+        freeIfOwned(chunk);
       }
     }
     this.bufferedBytes -= n;
-    return out;
   }
 
   private dispatch(frame: Buffer): void {

@@ -125,4 +125,50 @@ describe('connection', () => {
     expect(Math.max(...corked)).toBeLessThanOrEqual(WRITE_SLICE_BYTES);
     expect(corked.length).toBeGreaterThanOrEqual(Math.ceil(expected.length / WRITE_SLICE_BYTES));
   });
+
+  it('frames requests split anywhere across socket chunks, and frees each chunk once it is read', async () => {
+    const frames: Buffer[] = [];
+    const handler: FrameHandler = {
+      handle: async (frame) => {
+        frames.push(Buffer.from(frame));
+        return null;
+      },
+    };
+    /** Every chunk the server's socket gave, and whether it spanned its own memory. */
+    const chunks: { chunk: Buffer; owned: boolean }[] = [];
+    server = net.createServer((socket) => {
+      socket.on('data', (chunk: Buffer) => chunks.push({ chunk, owned: chunk.byteOffset === 0 && chunk.length === chunk.buffer.byteLength }));
+      new Connection(socket, handler, { socketRequestMaxBytes: 8 << 20, maxInflightBytes: 64 << 20 });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    client = socket;
+    await once(socket, 'connect');
+    socket.setNoDelay(true);
+    const sent = [Buffer.alloc(0), Buffer.from('tiny'), Buffer.alloc(3 * 1024 * 1024 + 3, 9), Buffer.alloc(5000, 4), Buffer.from('last')];
+    for (let i = 0; i < sent[2]!.length; i += 997) sent[2]![i] = i & 0xff;
+    const wire = Buffer.concat(sent.flatMap((body) => {
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(body.length);
+      return [head, body];
+    }));
+    // Pieces that cut the size fields (2 bytes into the third frame's) and the bodies, each its
+    // own read on the server; then the rest at once.
+    const cuts = [3, 6, 17, 3000, 3000 + 65_536 * 3 + 1];
+    let from = 0;
+    for (const cut of cuts) {
+      socket.write(wire.subarray(from, cut));
+      from = cut;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    socket.write(wire.subarray(from));
+    const deadline = Date.now() + 10_000;
+    while (frames.length < sent.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(frames.map((f) => f.length)).toEqual(sent.map((b) => b.length));
+    for (let i = 0; i < sent.length; i++) expect(frames[i]!.equals(sent[i]!)).toBe(true);
+    expect(chunks.length).toBeGreaterThan(cuts.length);
+    expect(chunks.filter((c) => c.owned).length).toBeGreaterThan(0);
+    for (const { chunk, owned } of chunks) if (owned) expect((chunk.buffer as ArrayBuffer).detached).toBe(true);
+  });
 });
