@@ -21,6 +21,7 @@ import {
   isControlBatch,
   lastSequenceOf,
   readBaseOffset,
+  readCrc,
   readBaseSequence,
   readLastOffsetDelta,
   readMaxTimestamp,
@@ -293,7 +294,9 @@ export class PartitionLog {
       if (options.logAppendTime) setLogAppendTime(records, pos, options.nowMs);
       maxTimestamp = Math.max(maxTimestamp, readMaxTimestamp(records, pos));
       try {
-        appends.push(this.stream.append({ baseOffset: offset, offsetCount, batch: records.subarray(pos, pos + sizeBytes) }));
+        // validate() checked the CRC against the bytes (setLogAppendTime wrote a new one).
+        const batchCrc = readCrc(records, pos);
+        appends.push(this.stream.append({ baseOffset: offset, offsetCount, batch: records.subarray(pos, pos + sizeBytes), batchCrc }));
       } catch (err) {
         issueError = err;
         break;

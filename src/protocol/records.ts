@@ -38,6 +38,8 @@ export const NO_TIMESTAMP = -1;
 
 const CRC_AT = 17;
 const ATTRIBUTES_AT = 21;
+/** Where a batch's CRC-32C starts: it covers the attributes to the end of the batch. */
+export const BATCH_CRC_FROM = ATTRIBUTES_AT;
 const MAX_TIMESTAMP_AT = 35;
 const INT32_MAX = 0x7fffffff;
 const TWO_POW_32 = 0x1_0000_0000;

@@ -240,7 +240,7 @@ export class StreamStorageImpl implements StreamStorage {
   /** @internal */
   appendToWal(stream: StreamImpl, request: AppendRequest): Promise<number> {
     streamAppendBytesTotal.inc(request.batch.length);
-    return this.wal.append(stream.streamId, stream.epoch, request.baseOffset, request.offsetCount, request.batch);
+    return this.wal.append(stream.streamId, stream.epoch, request.baseOffset, request.offsetCount, request.batch, request.batchCrc);
   }
 
   /**

@@ -9,6 +9,11 @@ export interface AppendRequest {
   offsetCount: number;
   /** The whole Kafka record batch, base offset already rewritten. Not copied: do not reuse. */
   batch: Buffer;
+  /**
+   * The batch's CRC-32C (its CRC field: attributes to the end), when the caller has just checked
+   * it against the bytes; the WAL's record CRC then reads only the batch's first 21 bytes again.
+   */
+  batchCrc?: number;
 }
 
 /** Pins memory that is reused once released (log cache slabs). */

@@ -209,12 +209,12 @@ export class FileWal implements WriteAheadLog {
     this.kick();
   }
 
-  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer): Promise<number> {
+  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer, batchCrc?: number): Promise<number> {
     const refused = walRefusal(this.failure, this.closed, this.recoveryState, 'appended to')
       ?? recordRefusal(batch.length, this.maxBatchBytes(), offsetCount);
     if (refused !== undefined) return Promise.reject(refused);
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ streamId, epoch, baseOffset, offsetCount, batch, resolve, reject });
+      this.queue.push({ streamId, epoch, baseOffset, offsetCount, batch, batchCrc, resolve, reject });
       this.kick();
     });
   }
@@ -332,7 +332,7 @@ export class FileWal implements WriteAheadLog {
         baseOffset: r.baseOffset,
         lastOffsetDelta: r.offsetCount - 1,
         payloadLength: r.batch.length,
-      }, r.batch);
+      }, r.batch, r.batchCrc);
       ends[i] = start + pos;
     }
     const pad = padBytesAfter(start + pos);

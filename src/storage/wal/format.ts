@@ -28,6 +28,8 @@
 //   up to the next 4 KiB boundary, and at open it skips the region a torn write may have left.
 
 import { crc32c } from '@node-rs/crc32';
+import { crc32cCombine } from '../../protocol/crc32c-combine.ts';
+import { BATCH_CRC_FROM } from '../../protocol/records.ts';
 import type { WalRecord } from './wal.ts';
 
 export const PAGE_BYTES = 4096;
@@ -114,13 +116,18 @@ export function decodeSlot(buf: Buffer): WalHeaderSlot | undefined {
   };
 }
 
-/** Writes a RECORD (header, body header, payload) at buf[pos]; returns the bytes written. */
+/**
+ * Writes a RECORD (header, body header, payload) at buf[pos]; returns the bytes written. With
+ * batchCrc, the payload is a Kafka batch whose CRC-32C over its bytes from BATCH_CRC_FROM on is
+ * batchCrc (checked by the caller): the body CRC is then combined from it, not read again.
+ */
 export function encodeRecord(
   buf: Buffer,
   pos: number,
   logicalOffset: number,
   body: RecordBody,
   payload: Buffer,
+  batchCrc?: number,
 ): number {
   const bodyStart = pos + RECORD_HEADER_BYTES;
   writeU64(buf, bodyStart, body.streamId);
@@ -130,7 +137,9 @@ export function encodeRecord(
   buf.writeUInt32LE(payload.length, bodyStart + 28);
   payload.copy(buf, bodyStart + RECORD_BODY_HEADER_BYTES);
   const bodyLength = RECORD_BODY_HEADER_BYTES + payload.length;
-  const bodyCrc = crc32c(buf.subarray(bodyStart, bodyStart + bodyLength));
+  const bodyCrc = batchCrc === undefined || payload.length < BATCH_CRC_FROM
+    ? crc32c(buf.subarray(bodyStart, bodyStart + bodyLength))
+    : crc32cCombine(crc32c(buf.subarray(bodyStart, bodyStart + RECORD_BODY_HEADER_BYTES + BATCH_CRC_FROM)), batchCrc, payload.length - BATCH_CRC_FROM);
   writeRecordHeader(buf, pos, RECORD_MAGIC, bodyLength, logicalOffset, bodyCrc);
   return RECORD_HEADER_BYTES + bodyLength;
 }

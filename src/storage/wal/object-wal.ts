@@ -225,12 +225,12 @@ export class ObjectWal implements WriteAheadLog {
     this.kick();
   }
 
-  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer): Promise<number> {
+  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer, batchCrc?: number): Promise<number> {
     const refused = walRefusal(this.failure, this.closed, this.recoveryState, 'appended to')
       ?? recordRefusal(batch.length, this.maxBatchBytes(), offsetCount);
     if (refused !== undefined) return Promise.reject(refused);
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ streamId, epoch, baseOffset, offsetCount, batch, resolve, reject });
+      this.queue.push({ streamId, epoch, baseOffset, offsetCount, batch, batchCrc, resolve, reject });
       this.queueBytes += recordBytes(batch.length);
       if (this.loopRunning) {
         if (this.queueBytes >= this.maxObjectBytes) this.wake();
@@ -367,7 +367,7 @@ export class ObjectWal implements WriteAheadLog {
         baseOffset: r.baseOffset,
         lastOffsetDelta: r.offsetCount - 1,
         payloadLength: r.batch.length,
-      }, r.batch);
+      }, r.batch, r.batchCrc);
       ends[i] = start + pos;
     }
     if (pos !== size) throw new Error(`object WAL encoded ${pos} bytes, expected ${size}`);

@@ -25,6 +25,8 @@ export interface PendingAppend {
   baseOffset: number;
   offsetCount: number;
   batch: Buffer;
+  /** The batch's verified CRC-32C (AppendRequest.batchCrc), if known. */
+  batchCrc: number | undefined;
   resolve: (walEndOffset: number) => void;
   reject: (err: Error) => void;
 }
@@ -63,9 +65,9 @@ export interface WriteAheadLog {
   recover(): AsyncGenerator<WalRecord, void, undefined>;
   /**
    * Queues a record; resolves with its WAL end offset once it is durable. Records become durable
-   * in append order. Waits (backpressure) while the WAL is full.
+   * in append order. Waits (backpressure) while the WAL is full. batchCrc: see AppendRequest.
    */
-  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer): Promise<number>;
+  append(streamId: number, epoch: number, baseOffset: number, offsetCount: number, batch: Buffer, batchCrc?: number): Promise<number>;
   /** Releases every record that ends at or before walOffset; resolves once that is persisted. */
   trim(walOffset: number): Promise<void>;
   /** Largest batch append() accepts. */

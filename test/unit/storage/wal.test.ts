@@ -3,7 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileWal } from '../../../src/storage/wal/file-wal.ts';
-import { RING_START } from '../../../src/storage/wal/format.ts';
+import { crc32c } from '@node-rs/crc32';
+import {
+  RECORD_BODY_HEADER_BYTES, RECORD_HEADER_BYTES, RING_START, decodeRecord, decodeRecordHeader, encodeRecord,
+} from '../../../src/storage/wal/format.ts';
 import type { WalRecord } from '../../../src/storage/wal/wal.ts';
 
 const KiB = 1024;
@@ -80,6 +83,33 @@ describe('file WAL', () => {
     expectPayloads(second.recovered);
     // Each record's end offset is where the next one starts (pads aside, they are contiguous or padded).
     for (const r of second.recovered) expect(r.walEndOffset).toBeGreaterThan(r.walOffset);
+  });
+
+  it('takes a batch\'s verified CRC for the record CRC: the same bytes, recovered; a wrong one is caught', async () => {
+    const body = { streamId: 4, epoch: 2, baseOffset: 1000, lastOffsetDelta: 9, payloadLength: 0 };
+    for (const length of [0, 20, 21, 22, 61, 4096, 100_000]) {
+      const batch = payload(4, length, length);
+      const size = RECORD_HEADER_BYTES + RECORD_BODY_HEADER_BYTES + length;
+      const read = Buffer.alloc(size);
+      const combined = Buffer.alloc(size);
+      encodeRecord(read, 0, 512, { ...body, payloadLength: length }, batch);
+      encodeRecord(combined, 0, 512, { ...body, payloadLength: length }, batch, length >= 21 ? crc32c(batch.subarray(21)) : 0);
+      expect(combined.equals(read), `${length} bytes`).toBe(true);
+      if (length < 21) continue;
+      // A CRC that is not the batch's: the record does not decode (recovery stops there).
+      const wrong = Buffer.alloc(size);
+      encodeRecord(wrong, 0, 512, { ...body, payloadLength: length }, batch, crc32c(batch.subarray(21)) ^ 1);
+      expect(decodeRecord(wrong, 0, decodeRecordHeader(wrong, 0)!, 512)).toBeUndefined();
+      expect(decodeRecord(combined, 0, decodeRecordHeader(combined, 0)!, 512)?.batch.equals(batch)).toBe(true);
+    }
+
+    const first = await openWal();
+    const lengths = [21, 300, 5000];
+    await Promise.all(lengths.map((length, i) => first.wal.append(1, 7, i * 10, 1, payload(1, i * 10, length), crc32c(payload(1, i * 10, length).subarray(21)))));
+    await first.wal.close();
+    const second = await openWal();
+    expect(summary(second.recovered)).toEqual(lengths.map((length, i) => `1:7:${i * 10}+1:${length}`));
+    expectPayloads(second.recovered);
   });
 
   it('stops recovery at a torn last record, then keeps what is appended after it', async () => {
