@@ -128,9 +128,12 @@ describe('connection', () => {
 
   it('frames requests split anywhere across socket chunks, and frees each chunk once it is read', async () => {
     const frames: Buffer[] = [];
+    /** Whether each frame had memory of its own, which the router frees once a Produce is answered. */
+    const owned: boolean[] = [];
     const handler: FrameHandler = {
       handle: async (frame) => {
         frames.push(Buffer.from(frame));
+        owned.push(frame.byteOffset === 0 && frame.length === frame.buffer.byteLength);
         return null;
       },
     };
@@ -167,6 +170,8 @@ describe('connection', () => {
     while (frames.length < sent.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(frames.map((f) => f.length)).toEqual(sent.map((b) => b.length));
     for (let i = 0; i < sent.length; i++) expect(frames[i]!.equals(sent[i]!)).toBe(true);
+    // Produce-sized frames own their memory; small ones are slices of Buffer's pool.
+    for (let i = 0; i < sent.length; i++) if (sent[i]!.length > 0) expect(owned[i], `frame ${i}`).toBe(sent[i]!.length >= 4096);
     expect(chunks.length).toBeGreaterThan(cuts.length);
     expect(chunks.filter((c) => c.owned).length).toBeGreaterThan(0);
     for (const { chunk, owned } of chunks) if (owned) expect((chunk.buffer as ArrayBuffer).detached).toBe(true);

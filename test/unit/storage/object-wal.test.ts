@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
+import { RetryingObjectStore } from '../../../src/storage/objectstore/retrying.ts';
 import type { ObjectBody, ObjectInfo, ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../../../src/storage/stream-storage.ts';
 import { ObjectWal, parseWalObjectKey, walObjectKey } from '../../../src/storage/wal/object-wal.ts';
@@ -151,6 +152,41 @@ describe('object WAL', () => {
     for (let i = 1; i < ends.length; i++) expect(ends[i]!).toBeGreaterThan(ends[i - 1]!);
     expect(await walKeys()).toEqual([walObjectKey('', 7, wal.epoch, 0)]);
     await wal.close();
+  });
+
+  it('frees each object\'s bytes once it is stored, unless a PUT attempt was abandoned and may still read them', async () => {
+    const bodies: Buffer[] = [];
+    let slowPuts = 0;
+    const recording: ObjectStore = {
+      put: async (key, body) => {
+        bodies.push(body as Buffer);
+        if (slowPuts > 0) {
+          slowPuts--;
+          await new Promise((resolve) => setTimeout(resolve, 200)); // outlives its timeout
+        }
+        return base.put(key, body);
+      },
+      get: (key, range) => base.get(key, range),
+      head: (key) => base.head(key),
+      list: (prefix) => base.list(prefix),
+      delete: (keys) => base.delete(keys),
+      close: async () => {},
+    };
+    const store = new RetryingObjectStore(recording, { baseDelayMs: 1, timeoutMs: 100, timeoutMsPerMiB: 0 });
+    const { wal } = await openWal(store);
+    await Promise.all([0, 1, 2].map((i) => wal.append(1, 1, i * 10, 10, payload(1, i * 10, 5000))));
+    expect(bodies).toHaveLength(1);
+    expect((bodies[0]!.buffer as ArrayBuffer).detached).toBe(true);
+    slowPuts = 1;
+    await Promise.all([3, 4].map((i) => wal.append(1, 1, i * 10, 10, payload(1, i * 10, 5000))));
+    expect(bodies).toHaveLength(3); // the abandoned attempt and its retry, with the same bytes
+    expect(bodies[1]).toBe(bodies[2]);
+    expect((bodies[1]!.buffer as ArrayBuffer).detached).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the abandoned attempt ends
+    await wal.close();
+    const { recovered } = await openWal(base);
+    expect(summary(recovered)).toEqual([0, 1, 2, 3, 4].map((i) => `1:1:${i * 10}+10:5000`));
+    expectPayloads(recovered);
   });
 
   it('makes at most one PUT per interval, and an idle WAL puts at once', async () => {
