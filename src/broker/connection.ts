@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import { log } from '../metrics/log.ts';
 import { connectionsActive, connectionsRejectedTotal } from '../metrics/registry.ts';
-import { freeIfOwned } from '../storage/buffers.ts';
+import { allocFreeable, freeIfOwned } from '../storage/buffers.ts';
 import { releaseAll, type ReadLease } from '../storage/stream.ts';
 
 export interface FrameResponse {
@@ -34,13 +34,6 @@ export interface ConnectionLimits {
   socketRequestMaxBytes: number;
   maxInflightBytes: number;
 }
-
-/**
- * Frames of this size and more get memory of their own (freeable), smaller ones a slice of
- * Buffer's shared pool. Node 24's allocUnsafe takes up to 32 KiB from its pool: a Produce request
- * paced at 20 MiB/s (~20 KiB) would then be left to the GC, a mark-compact every few seconds.
- */
-const OWNED_FRAME_BYTES = 4096;
 
 /** Most bytes handed to the socket in one go (one writev). */
 export const WRITE_SLICE_BYTES = 256 * 1024;
@@ -108,7 +101,7 @@ export class Connection {
       }
       if (this.bufferedBytes < 4 + size) return;
       this.consume(4, undefined);
-      const frame = size < OWNED_FRAME_BYTES ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size);
+      const frame = allocFreeable(size);
       this.consume(size, frame);
       this.dispatch(frame);
     }
@@ -133,8 +126,8 @@ export class Connection {
    * Takes n bytes off the front of the buffered chunks, copied into `out` (or dropped), and frees
    * each socket chunk once all of its bytes are taken. Frames are always copies, so no view of a
    * chunk outlives it: at hundreds of MiB/s, chunks left to the GC start a mark-compact every
-   * 64 MB (buffers.ts). Frames below OWNED_FRAME_BYTES come from Buffer's shared pool; a larger
-   * one owns its memory, and a Produce frame is freed once answered (router.ts).
+   * 64 MB (buffers.ts). A frame of OWNED_BUFFER_BYTES or more owns its memory (smaller ones
+   * are slices of Buffer's pool), and a Produce frame is freed once answered (router.ts).
    */
   private consume(n: number, out: Buffer | undefined): void {
     let filled = 0;

@@ -13,6 +13,7 @@
 //
 // (every varint zigzag-encoded: a length n >= 0 is written as 2n, -1 as 1).
 
+import { allocFreeable } from '../storage/buffers.ts';
 import { BATCH_HEADER_BYTES, NO_PRODUCER_ID, computeBatchCrc } from './records.ts';
 
 export interface RecordHeader {
@@ -265,7 +266,7 @@ function writeBatch(records: RecordColumns, order: Int32Array | null, from: numb
   const { keySources, valueSources, ranges, headers, timestamps } = records;
   const baseTimestamp = timestamps?.get(order === null ? from : order[from]!) ?? nowMs;
   let maxTimestamp = baseTimestamp;
-  const buf = Buffer.allocUnsafe(size);
+  const buf = allocFreeable(size); // freed once appended (in-process-producer.ts), or transferred whole
   let pos = BATCH_HEADER_BYTES;
   for (let k = from; k < to; k++) {
     const i = order === null ? k : order[k]!;

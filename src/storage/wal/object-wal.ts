@@ -55,7 +55,7 @@
 // New objects start at the end of the last replayed object.
 
 import { log } from '../../metrics/log.ts';
-import { freeIfOwned } from '../buffers.ts';
+import { allocFreeable, freeIfOwned } from '../buffers.ts';
 import { abandonedPutAttempts } from '../objectstore/retrying.ts';
 import { isObjectNotFound } from '../objectstore/util.ts';
 import { objectWalDeletedObjectsTotal, objectWalPutBytesTotal, objectWalPutDurationSeconds } from '../storage-metrics.ts';
@@ -358,7 +358,7 @@ export class ObjectWal implements WriteAheadLog {
     let size = 0;
     for (const r of batch) size += recordBytes(r.batch.length);
     this.queueBytes -= size;
-    const body = Buffer.allocUnsafeSlow(size); // its own memory, freed after the PUT (not a pool slice)
+    const body = allocFreeable(size); // freed after the PUT
     const ends: number[] = new Array<number>(count);
     let pos = 0;
     for (let i = 0; i < count; i++) {

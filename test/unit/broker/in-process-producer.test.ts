@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLevel } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import { Broker } from '../../../src/broker/broker.ts';
+import { encodeForPartitions } from '../../../src/broker/in-process-producer.ts';
+import { RecordColumns } from '../../../src/protocol/record-encoder.ts';
 import { inProcessBrokerConfig } from '../../helpers/broker.ts';
 
 // The in-process producer is what connectors write with: records must come out of the Kafka
@@ -79,5 +81,36 @@ describe('the in-process producer', () => {
     expect(result.appends.length).toBeGreaterThan(1);
     expect(result.appends.reduce((n, a) => n + a.recordCount, 0)).toBe(8);
     await expect(broker.producer!.send('inproc-big', [{ key: null, value: Buffer.alloc(2_000_000) }])).rejects.toThrow(/max.message.bytes/);
+  });
+
+  it('frees the batches it appended once they are durable, and leaves them alone when an append fails', async () => {
+    const producer = broker.producer!;
+    await producer.send('inproc-free', [{ key: null, value: Buffer.from('create') }], { partitions: 2 });
+    const layout = producer.layout('inproc-free')!;
+    const records = RecordColumns.of(Array.from({ length: 200 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.alloc(100, i) })));
+    const batches = encodeForPartitions('inproc-free', records, layout, Date.now());
+    expect(batches.length).toBe(2);
+    expect(batches.every((b) => b.batch.byteOffset === 0 && b.batch.length === b.batch.buffer.byteLength)).toBe(true);
+    const copies = batches.map((b) => Buffer.from(b.batch));
+    const result = await producer.appendBatches('inproc-free', batches);
+    for (const b of batches) expect((b.batch.buffer as ArrayBuffer).detached).toBe(true);
+
+    // What was freed had been stored: the same bytes are served from the log.
+    const kafkaConsumer = kafka.consumer({ groupId: 'inproc-free-reader' });
+    await kafkaConsumer.connect();
+    await kafkaConsumer.subscribe({ topic: 'inproc-free', fromBeginning: true });
+    let values = 0;
+    await kafkaConsumer.run({ eachMessage: async ({ message }) => { if (message.value!.length === 100) values++; } });
+    const deadline = Date.now() + 30_000;
+    while (values < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await kafkaConsumer.disconnect();
+    expect(values).toBe(200);
+    expect(result.appends.reduce((n, a) => n + a.recordCount, 0)).toBe(200);
+    expect(copies.reduce((n, c) => n + c.length, 0)).toBeGreaterThan(20_000);
+
+    // A batch for a partition that does not exist: refused, and nothing is freed.
+    const again = encodeForPartitions('inproc-free', records, layout, Date.now());
+    await expect(producer.appendBatches('inproc-free', [...again, { ...again[0]!, partition: 9 }])).rejects.toThrow(/partition 9/);
+    for (const b of again) expect((b.batch.buffer as ArrayBuffer).detached).toBe(false);
   });
 });
