@@ -5,6 +5,7 @@
 
 import { parentPort } from 'node:worker_threads';
 import { ProduceError, encodeForPartitions } from '../../src/broker/in-process-producer.ts';
+import { freeIfOwned } from '../../src/storage/buffers.ts';
 import { InvalidWriteError } from './decoded-write.ts';
 import { decodeMessage, decompressSync } from './decode-body.ts';
 import type { DecodeJob, DecodeReply } from './decode-pool.ts';
@@ -14,8 +15,12 @@ function serve(job: DecodeJob): { reply: DecodeReply; transfer: ArrayBuffer[] } 
   const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
   try {
     const message = decompressSync(body);
+    freeIfOwned(job.body);
     const decoded = decodeMessage(job.version, message);
     const batches = encodeForPartitions(job.topic, decoded.columns, job.layout, Date.now()).map((b) => ({ ...b, batch: transferable(b.batch) }));
+    // The records are in the batches now (the key cache keeps copies of its own): the decompressed
+    // request, several MB/s per worker, is freed rather than left to this thread's GC.
+    freeIfOwned(message);
     return {
       reply: {
         seq: job.seq,
