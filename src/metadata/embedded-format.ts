@@ -28,6 +28,7 @@
 // holds what came after.
 
 import { crc32c } from '@node-rs/crc32';
+import { allocFreeable } from '../storage/buffers.ts';
 import type { KeyValue, LeaseId } from './store.ts';
 
 export const LOG_MAGIC = 0x474c4d57; // "WMLG" read as little-endian u32
@@ -86,7 +87,10 @@ export function encodeLogHeader(): Buffer {
 
 /** Encodes one record, framing included. */
 export function encodeRecord(record: LogRecord): Buffer {
-  const w = new ByteWriter(RECORD_HEADER_BYTES + 64);
+  // Sized exactly: one allocation, which the store frees once the record is on disk.
+  let size = RECORD_HEADER_BYTES + 12;
+  for (const op of record.ops) size += opBytes(op);
+  const w = new ByteWriter(size);
   w.u32(0);
   w.u32(0);
   w.u64(record.revision);
@@ -97,6 +101,20 @@ export function encodeRecord(record: LogRecord): Buffer {
   framed.writeUInt32LE(body.length, 0);
   framed.writeUInt32LE(crc32c(body), 4);
   return framed;
+}
+
+/** What encodeOp writes for the op. */
+function opBytes(op: LogOp): number {
+  switch (op.type) {
+    case 'put':
+      return 11 + Buffer.byteLength(op.key, 'utf8') + op.value.length + Buffer.byteLength(op.lease ?? '', 'utf8');
+    case 'delete':
+      return 5 + Buffer.byteLength(op.key, 'utf8');
+    case 'grant':
+      return 11 + Buffer.byteLength(op.lease, 'utf8');
+    case 'revoke':
+      return 3 + Buffer.byteLength(op.lease, 'utf8');
+  }
 }
 
 function encodeOp(w: ByteWriter, op: LogOp): void {
@@ -261,7 +279,7 @@ class ByteWriter {
   private position = 0;
 
   constructor(initialBytes: number) {
-    this.buffer = Buffer.allocUnsafe(initialBytes);
+    this.buffer = allocFreeable(initialBytes);
   }
 
   u8(value: number): void {
@@ -312,7 +330,7 @@ class ByteWriter {
 
   private reserve(bytes: number): void {
     if (this.position + bytes <= this.buffer.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.position + bytes));
+    const grown = allocFreeable(Math.max(this.buffer.length * 2, this.position + bytes));
     this.buffer.copy(grown, 0, 0, this.position);
     this.buffer = grown;
   }

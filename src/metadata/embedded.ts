@@ -16,6 +16,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log as processLog } from '../metrics/log.ts';
+import { freeIfOwned } from '../storage/buffers.ts';
 import {
   decodeSnapshot,
   encodeLogHeader,
@@ -571,6 +572,9 @@ export class EmbeddedMetadataStore implements MetadataStore {
         this.counters.logSyncs++;
         this.counters.logRecords += group.length;
         this.logBytes += bytes.length;
+        // On disk: the encoded bytes are not read again (the records' events are published).
+        freeIfOwned(bytes);
+        for (const record of group) freeIfOwned(record.bytes);
         this.markDurable(group);
         if (this.logBytes >= this.snapshotLogBytes) await this.snapshotNow();
       }
