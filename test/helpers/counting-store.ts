@@ -1,15 +1,22 @@
 // An ObjectStore decorator for tests and benchmarks: counts GETs (in all and at once) and the
-// bytes they return on the way to another store, and can hold GETs back until released. A
+// bytes they return on the way to another store, and can hold GETs back until released. It also
+// counts PUTs and multipart parts (the inner store's uploads are passed through), and keeps the
+// largest GET answer and the largest PUT or part: what a reader or writer held at once. A
 // getParts is one GET (the inner store's, or its get() split by readParts), and the inner store's
 // readsPartsInPlace is passed through, so that readers take the path they take on that store.
 
-import { readParts, type ObjectBody, type ObjectInfo, type ObjectStore } from '../../src/storage/objectstore/objectstore.ts';
+import { bodyLength, readParts, type MultipartUploads, type ObjectBody, type ObjectInfo, type ObjectStore } from '../../src/storage/objectstore/objectstore.ts';
 
 export class CountingStore implements ObjectStore {
   gets = 0;
   bytesRead = 0;
   active = 0;
   peakActive = 0;
+  largestGetBytes = 0;
+  puts = 0;
+  partUploads = 0;
+  largestPutBytes = 0;
+  readonly uploads: MultipartUploads | undefined;
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
   private readonly inner: ObjectStore;
@@ -19,6 +26,17 @@ export class CountingStore implements ObjectStore {
   constructor(inner: ObjectStore, options: { readsPartsInPlace?: boolean } = {}) {
     this.inner = inner;
     this.readsPartsInPlace = options.readsPartsInPlace ?? inner.readsPartsInPlace === true;
+    const uploads = inner.uploads;
+    this.uploads = uploads && {
+      start: (key) => uploads.start(key),
+      uploadPart: (key, uploadId, partNumber, body) => {
+        this.partUploads++;
+        this.largestPutBytes = Math.max(this.largestPutBytes, bodyLength(body));
+        return uploads.uploadPart(key, uploadId, partNumber, body);
+      },
+      complete: (key, uploadId, parts) => uploads.complete(key, uploadId, parts),
+      abort: (key, uploadId) => uploads.abort(key, uploadId),
+    };
   }
 
   /** GETs from now on wait until release(). */
@@ -34,6 +52,8 @@ export class CountingStore implements ObjectStore {
   }
 
   put(key: string, body: ObjectBody): Promise<void> {
+    this.puts++;
+    this.largestPutBytes = Math.max(this.largestPutBytes, bodyLength(body));
     return this.inner.put(key, body);
   }
 
@@ -41,6 +61,7 @@ export class CountingStore implements ObjectStore {
     return this.counted(async () => {
       const body = await this.inner.get(key, range);
       this.bytesRead += body.length;
+      this.largestGetBytes = Math.max(this.largestGetBytes, body.length);
       return body;
     });
   }
@@ -48,7 +69,10 @@ export class CountingStore implements ObjectStore {
   getParts(key: string, start: number, lengths: readonly number[]): Promise<Buffer[]> {
     return this.counted(async () => {
       const parts = await readParts(this.inner, key, start, lengths);
-      for (const part of parts) this.bytesRead += part.length;
+      let bytes = 0;
+      for (const part of parts) bytes += part.length;
+      this.bytesRead += bytes;
+      this.largestGetBytes = Math.max(this.largestGetBytes, bytes);
       return parts;
     });
   }

@@ -13,8 +13,12 @@
 // stream's bytes may be rewritten several times before their object reaches targetObjectBytes / 2;
 // the rate bound caps what that costs.
 //
-// A job reads each input with one whole-object GET, writes its outputs like an upload does
-// (prepareObject → PUT; see upload.ts storeObject), then swaps them in one metadata transaction
+// A job streams: it reads each input's index, then each live stream range COMPACTION_READ_BYTES
+// at a time (ranged GETs), and writes each output as it goes (prepareObject, then an ObjectUpload
+// whose parts go out as they fill; objects packed as upload.ts packs them). So a job holds ~16 MiB
+// whatever targetObjectBytes is; reading whole inputs held up to targetObjectBytes (64 MiB) of
+// them at once, the largest item of a broker's memory after its caches. Then it swaps the outputs
+// in one metadata transaction
 // (CompactionMetadata.compactObjects): new objects in, old ones out, fenced so that a stream
 // trimmed, re-opened (epoch change) or deleted since the plan aborts the swap with
 // CompactionConflictError; commits appending to the streams meanwhile do not (they never touch the
@@ -24,13 +28,15 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, register } from 'prom-client';
-import type { UnuploadedRange } from '../cache/log-cache.ts';
+import { readMaxTimestamp } from '../../protocol/records.ts';
 import type { CommittedObject } from '../metadata.ts';
-import { ObjectNotFoundError } from '../objectstore/objectstore.ts';
-import type { ObjectInfo, ObjectStore } from '../objectstore/objectstore.ts';
-import { planObjects, releaseObjects, storeObject } from '../upload.ts';
-import type { ObjectStoreContext, RecordedRange } from '../upload.ts';
-import { DataObjectReader } from './format.ts';
+import { ObjectUpload } from '../objectstore/objectstore.ts';
+import type { ObjectStore } from '../objectstore/objectstore.ts';
+import { freeIfOwned } from '../buffers.ts';
+import { abandonedPutAttempts } from '../objectstore/retrying.ts';
+import { DEFAULT_MAX_STREAMS_PER_OBJECT, objectKey, releaseObjects } from '../upload.ts';
+import type { ObjectStoreContext, RangeStats, RecordedRange } from '../upload.ts';
+import { DataObjectReader, StreamedDataObjectWriter } from './format.ts';
 
 /** A committed object as metadata lists it. */
 export interface ObjectRecordView {
@@ -330,10 +336,11 @@ export class Compactor {
    * CompactionConflictError when the swap was refused (outputs released, nothing changed).
    */
   async run(job: CompactionJob, signal?: AbortSignal): Promise<CompactionResult> {
-    let outputs: CommittedObject[] = [];
+    const outputs: CommittedObject[] = [];
+    const bytesRead = { value: 0 };
     try {
-      const { runs, bytesRead } = await this.readRuns(job, signal);
-      outputs = await this.writeOutputs(job, runs);
+      const groups = packingGroups(job, await this.openPieces(job), this.options.streamSplitSizeBytes);
+      for (const group of groups) await this.writeGroup(job, group, outputs, bytesRead, signal);
       const expected = new Set(outputs.flatMap((o) => o.ranges.map((r) => r.streamId)));
       await this.options.metadata.compactObjects({
         removedObjectIds: job.inputs.map((input) => input.objectId),
@@ -351,7 +358,7 @@ export class Compactor {
         kind: job.kind,
         removedObjectIds: job.inputs.map((input) => input.objectId),
         addedObjectIds: outputs.map((o) => o.objectId),
-        bytesRead,
+        bytesRead: bytesRead.value,
         bytesWritten,
       };
     } catch (err) {
@@ -361,105 +368,190 @@ export class Compactor {
     }
   }
 
-  /** Every live batch of the inputs, as contiguous runs per stream (in offset order). */
-  private async readRuns(job: CompactionJob, signal: AbortSignal | undefined): Promise<{ runs: UnuploadedRange[]; bytesRead: number }> {
-    const segments: UnuploadedRange[] = [];
-    let bytesRead = 0;
+  /** Every live stream range of the inputs, with the reader of its object (only indexes are read). */
+  private async openPieces(job: CompactionJob): Promise<Piece[]> {
+    const pieces: Piece[] = [];
     for (const input of job.inputs) {
-      await this.limiter.take(input.sizeBytes, signal);
-      const body = await this.options.objectStore.get(input.key);
-      if (body.length !== input.sizeBytes) throw new Error(`object ${input.key}: read ${body.length} bytes, metadata says ${input.sizeBytes}`);
-      bytesRead += body.length;
-      compactionBytesReadTotal.inc(body.length);
-      const reader = await DataObjectReader.open(bufferedObject(input.key, body), input.key, input.sizeBytes);
+      const reader = await DataObjectReader.open(this.options.objectStore, input.key, input.sizeBytes);
+      const held = new Map(reader.streamRanges().map((r) => [r.streamId, r]));
       for (const range of input.ranges) {
         const stream = job.streams.get(range.streamId);
         if (!isLive(stream, range)) continue;
         const from = Math.max(range.startOffset, stream.startOffset);
-        const read = await reader.readRange(range.streamId, from, Number.MAX_SAFE_INTEGER);
-        const segment = toSegment(range.streamId, read.batches);
-        if (segment === undefined || segment.startOffset > from || segment.endOffset !== range.endOffset) {
-          throw new Error(`object ${input.key}: stream ${range.streamId} holds ${segment?.startOffset}..${segment?.endOffset}, metadata says ${from}..${range.endOffset}`);
+        const inObject = held.get(range.streamId);
+        if (inObject === undefined || inObject.startOffset > from || inObject.endOffset !== range.endOffset) {
+          throw new Error(`object ${input.key}: stream ${range.streamId} holds ${inObject?.startOffset}..${inObject?.endOffset}, metadata says ${from}..${range.endOffset}`);
         }
-        segments.push(segment);
+        // Live bytes, estimated by offsets when the range is partly trimmed.
+        const bytes = (rangeBytesOf(input, range) * (range.endOffset - from)) / (range.endOffset - range.startOffset);
+        pieces.push({ reader, streamId: range.streamId, from, endOffset: range.endOffset, bytes });
       }
     }
-    return { runs: joinRuns(segments), bytesRead };
+    return pieces;
   }
 
-  /** Stores the job's outputs (prepared, not committed). */
-  private async writeOutputs(job: CompactionJob, runs: UnuploadedRange[]): Promise<CommittedObject[]> {
-    const epochOf = (streamId: number): number => job.streams.get(streamId)!.epoch;
-    const maxObjectBytes = this.options.targetObjectBytes;
-    const runsPerStream = new Map<number, number>();
-    for (const run of runs) runsPerStream.set(run.streamId, (runsPerStream.get(run.streamId) ?? 0) + 1);
-    // A stream with several runs cannot share one object (one range per stream): each run alone.
-    const alone = runs.filter((run) => job.kind === 'stream' || runsPerStream.get(run.streamId)! > 1);
-    const shared = runs.filter((run) => job.kind !== 'stream' && runsPerStream.get(run.streamId) === 1);
-    const plan = [
-      ...alone.flatMap((run) => planObjects([run], epochOf, { maxObjectBytes, streamSplitSizeBytes: 1 })),
-      ...planObjects(shared, epochOf, { maxObjectBytes, streamSplitSizeBytes: this.options.streamSplitSizeBytes }),
-    ];
-    const outputs: CommittedObject[] = [];
+  /**
+   * Writes a group's runs into objects of up to targetObjectBytes and DEFAULT_MAX_STREAMS_PER_OBJECT
+   * streams, packed as upload.ts packs them: an object is closed before the batch that would take
+   * it past the target (a batch is never split), and before a stream that would be one too many.
+   * Batches are read COMPACTION_READ_BYTES at a time and go out in upload parts as they come.
+   */
+  private async writeGroup(
+    job: CompactionJob,
+    group: readonly Run[],
+    outputs: CommittedObject[],
+    bytesRead: { value: number },
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    let output: OutputObject | undefined;
+    // Bytes read whose batches are all written, freed once sent (unless a PUT attempt abandoned on
+    // its timeout may still read them, see abandonedPutAttempts): left to the GC, a job's reads
+    // piled up as garbage to about what whole-input reads held.
+    const sent: Buffer[] = [];
+    const abandonedBefore = abandonedPutAttempts();
+    const freeSent = (): void => {
+      if (abandonedPutAttempts() === abandonedBefore) for (const span of sent) freeIfOwned(span);
+      sent.length = 0;
+    };
     try {
-      for (const parts of plan) outputs.push((await storeObject(this.storeContext, parts)).object);
+      for (const run of group) {
+        if (output !== undefined && output.writer.streamCount >= DEFAULT_MAX_STREAMS_PER_OBJECT) {
+          outputs.push(await this.finishOutput(job, output));
+          output = undefined;
+        }
+        for (const piece of run.pieces) {
+          for (let next = piece.from; next < piece.endOffset; ) {
+            const read = await piece.reader.readRange(piece.streamId, next, COMPACTION_READ_BYTES);
+            const first = read.batches[0];
+            if (first === undefined || (next === piece.from && baseOffsetOf(first) > piece.from) || read.nextOffset > piece.endOffset) {
+              const got = first === undefined ? 'nothing' : `${baseOffsetOf(first)}..${read.nextOffset}`;
+              throw new Error(`object ${piece.reader.key}: stream ${piece.streamId} read at ${next} gave ${got}, metadata says ..${piece.endOffset}`);
+            }
+            let readBytes = 0;
+            for (const batch of read.batches) {
+              const written = output?.writer.batchSizeBytes ?? 0;
+              if (output !== undefined && written > 0 && written + batch.length > this.options.targetObjectBytes) {
+                outputs.push(await this.finishOutput(job, output));
+                output = undefined;
+              }
+              output ??= await this.startOutput();
+              output.writer.add(piece.streamId, baseOffsetOf(batch), batch.readInt32BE(LAST_OFFSET_DELTA_POSITION) + 1, batch);
+              const stats = output.stats.get(piece.streamId) ?? { rangeBytes: 0, maxTimestampMs: Number.NEGATIVE_INFINITY };
+              stats.rangeBytes += batch.length;
+              stats.maxTimestampMs = Math.max(stats.maxTimestampMs, readMaxTimestamp(batch, 0));
+              output.stats.set(piece.streamId, stats);
+              await output.upload.write([batch]);
+              readBytes += batch.length;
+            }
+            if (read.span !== undefined) sent.push(read.span);
+            if (output?.upload.pendingSizeBytes === 0) freeSent();
+            bytesRead.value += readBytes;
+            compactionBytesReadTotal.inc(readBytes);
+            await this.limiter.take(readBytes, signal);
+            next = read.nextOffset;
+          }
+        }
+      }
+      if (output !== undefined) outputs.push(await this.finishOutput(job, output));
+      freeSent();
     } catch (err) {
-      await releaseObjects(this.storeContext, outputs);
+      if (output !== undefined) {
+        await output.upload.abort().catch(() => {});
+        outputs.push({ objectId: output.objectId, key: output.upload.key, sizeBytes: 0, ranges: [] }); // released by run()
+      }
       throw err;
     }
-    return outputs;
   }
-}
 
-/** The batches of one stream as a range (base and end offsets from their headers). */
-function toSegment(streamId: number, batches: Buffer[]): UnuploadedRange | undefined {
-  if (batches.length === 0) return undefined;
-  const baseOffsets: number[] = [];
-  const endOffsets: number[] = [];
-  let sizeBytes = 0;
-  for (const batch of batches) {
-    const base = batch.readUInt32BE(0) * 0x1_0000_0000 + batch.readUInt32BE(4);
-    baseOffsets.push(base);
-    endOffsets.push(base + batch.readInt32BE(23) + 1);
-    sizeBytes += batch.length;
+  private async startOutput(): Promise<OutputObject> {
+    const objectId = await this.options.metadata.prepareObject(this.options.prepareTtlMs);
+    const upload = await ObjectUpload.start(this.options.objectStore, objectKey(this.options.objectKeyPrefix, objectId));
+    return { objectId, upload, writer: new StreamedDataObjectWriter({ blockSizeBytes: this.options.blockSizeBytes }), stats: new Map() };
   }
-  return { streamId, startOffset: baseOffsets[0]!, endOffset: endOffsets[endOffsets.length - 1]!, baseOffsets, endOffsets, batches, sizeBytes };
-}
 
-/** Segments joined into maximal offset-contiguous runs, by stream then offset. */
-export function joinRuns(segments: readonly UnuploadedRange[]): UnuploadedRange[] {
-  const sorted = [...segments].sort((a, b) => a.streamId - b.streamId || a.startOffset - b.startOffset);
-  const runs: UnuploadedRange[] = [];
-  for (const segment of sorted) {
-    const last = runs[runs.length - 1];
-    if (last !== undefined && last.streamId === segment.streamId && segment.startOffset < last.endOffset) {
-      throw new Error(`stream ${segment.streamId}: objects overlap at offsets ${segment.startOffset}..${last.endOffset}`);
+  /** Writes the index and footer and completes the upload: the object is stored, not committed. */
+  private async finishOutput(job: CompactionJob, output: OutputObject): Promise<CommittedObject> {
+    const finished = output.writer.finish();
+    await output.upload.write(finished.chunks);
+    await output.upload.complete();
+    if (output.upload.sizeBytes !== finished.sizeBytes) {
+      throw new Error(`object ${output.upload.key}: wrote ${output.upload.sizeBytes} bytes, the writer made ${finished.sizeBytes}`);
     }
-    if (last !== undefined && last.streamId === segment.streamId && last.endOffset === segment.startOffset) {
-      last.baseOffsets.push(...segment.baseOffsets);
-      last.endOffsets.push(...segment.endOffsets);
-      last.batches.push(...segment.batches);
-      last.endOffset = segment.endOffset;
-      last.sizeBytes += segment.sizeBytes;
+    const ranges = finished.ranges.map((range) => ({ ...range, epoch: job.streams.get(range.streamId)!.epoch, ...output.stats.get(range.streamId)! }));
+    return { objectId: output.objectId, key: output.upload.key, sizeBytes: finished.sizeBytes, ranges };
+  }
+}
+
+/**
+ * Bytes compaction reads from an input at once. A job holds about this, plus the upload part
+ * being filled (DEFAULT_UPLOAD_PART_BYTES), whatever the size of its inputs and outputs.
+ */
+export const COMPACTION_READ_BYTES = 8 * 1024 * 1024;
+/** Position of a record batch's lastOffsetDelta. */
+const LAST_OFFSET_DELTA_POSITION = 23;
+
+/** A live stream range of one input. */
+interface Piece {
+  reader: DataObjectReader;
+  streamId: number;
+  /** First live offset: the range's start, or the stream's start when it is partly trimmed. */
+  from: number;
+  endOffset: number;
+  /** Live bytes, estimated. */
+  bytes: number;
+}
+
+/** Offset-contiguous pieces of one stream, in offset order. */
+interface Run {
+  streamId: number;
+  pieces: Piece[];
+  bytes: number;
+}
+
+/** An output being written. */
+interface OutputObject {
+  objectId: number;
+  upload: ObjectUpload;
+  writer: StreamedDataObjectWriter;
+  stats: Map<number, RangeStats>;
+}
+
+function baseOffsetOf(batch: Buffer): number {
+  return batch.readUInt32BE(0) * 0x1_0000_0000 + batch.readUInt32BE(4);
+}
+
+/** Pieces joined into maximal offset-contiguous runs, by stream then offset. */
+function joinPieces(pieces: readonly Piece[]): Run[] {
+  const sorted = [...pieces].sort((a, b) => a.streamId - b.streamId || a.from - b.from);
+  const runs: Run[] = [];
+  for (const piece of sorted) {
+    const last = runs[runs.length - 1];
+    const lastEnd = last === undefined || last.streamId !== piece.streamId ? undefined : last.pieces[last.pieces.length - 1]!.endOffset;
+    if (lastEnd !== undefined && piece.from < lastEnd) throw new Error(`stream ${piece.streamId}: objects overlap at offsets ${piece.from}..${lastEnd}`);
+    if (lastEnd === piece.from) {
+      last!.pieces.push(piece);
+      last!.bytes += piece.bytes;
     } else {
-      runs.push({ ...segment, baseOffsets: [...segment.baseOffsets], endOffsets: [...segment.endOffsets], batches: [...segment.batches] });
+      runs.push({ streamId: piece.streamId, pieces: [piece], bytes: piece.bytes });
     }
   }
   return runs;
 }
 
-/** A read-only ObjectStore over one object already in memory (ranged reads are slices). */
-function bufferedObject(key: string, body: Buffer): ObjectStore {
-  const refuse = (): Promise<never> => Promise.reject(new Error('read-only view of one object'));
-  return {
-    get: async (k, range) => {
-      if (k !== key) throw new ObjectNotFoundError(k);
-      return range === undefined ? body : body.subarray(Math.min(range.start, body.length), Math.min(range.endExclusive, body.length));
-    },
-    head: async (k): Promise<ObjectInfo | undefined> => (k === key ? { key, sizeBytes: body.length } : undefined),
-    list: async (prefix) => (key.startsWith(prefix) ? [{ key, sizeBytes: body.length }] : []),
-    put: refuse,
-    delete: refuse,
-    close: async () => {},
-  };
+/**
+ * The runs cut into groups, each packed into objects of its own, in the order upload.ts plans
+ * objects: a stream job's runs, and each run of a stream with several, alone (one stream object
+ * holds one range of a stream); then each stream with at least streamSplitSizeBytes, alone; then
+ * the rest together (one stream set object, or a few).
+ */
+function packingGroups(job: CompactionJob, pieces: readonly Piece[], streamSplitSizeBytes: number): Run[][] {
+  const runs = joinPieces(pieces);
+  const runsPerStream = new Map<number, number>();
+  for (const run of runs) runsPerStream.set(run.streamId, (runsPerStream.get(run.streamId) ?? 0) + 1);
+  const alone = runs.filter((run) => job.kind === 'stream' || runsPerStream.get(run.streamId)! > 1);
+  const shared = runs.filter((run) => job.kind !== 'stream' && runsPerStream.get(run.streamId) === 1);
+  const groups = [...alone, ...shared.filter((run) => run.bytes >= streamSplitSizeBytes)].map((run) => [run]);
+  const small = shared.filter((run) => run.bytes < streamSplitSizeBytes);
+  if (small.length > 0) groups.push(small);
+  return groups;
 }

@@ -90,6 +90,8 @@ export interface DataObjectReadResult {
   batches: Buffer[];
   /** Offset after the last batch returned; startOffset when none was. */
   nextOffset: number;
+  /** The bytes read, which the batches are views of (absent when nothing was read). */
+  span?: Buffer;
 }
 
 export class CorruptDataObjectError extends Error {
@@ -169,10 +171,7 @@ export class DataObjectWriter {
   private finished = false;
 
   constructor(options: { blockSizeBytes?: number } = {}) {
-    this.blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
-    if (!Number.isSafeInteger(this.blockSizeBytes) || this.blockSizeBytes < 1 || this.blockSizeBytes > U32_MAX) {
-      throw new RangeError(`blockSizeBytes must be in [1, 2^32), got ${this.blockSizeBytes}`);
-    }
+    this.blockSizeBytes = blockSizeOf(options);
   }
 
   /** Bytes of batches added so far (the object adds an index and a footer). */
@@ -182,33 +181,14 @@ export class DataObjectWriter {
 
   add(streamId: number, baseOffset: number, offsetCount: number, batch: Buffer): void {
     if (this.finished) throw new Error('DataObjectWriter.add after finish');
-    assertU64(streamId, 'stream id');
-    assertU64(baseOffset, 'base offset');
-    const fail = (detail: string): never => {
-      throw new Error(`stream ${streamId} batch at offset ${baseOffset}: ${detail}`);
-    };
-    if (batch.length > U32_MAX) fail(`batch of ${batch.length} bytes is too large`);
-    const frame = readBatchFrame(batch, 0, fail);
-    if (frame.sizeBytes !== batch.length) fail(`batch length field says ${frame.sizeBytes} bytes, buffer has ${batch.length}`);
-    if (frame.baseOffset !== baseOffset) fail(`the batch header says base offset ${frame.baseOffset}`);
-    if (frame.endOffset - frame.baseOffset !== offsetCount) {
-      fail(`offsetCount ${offsetCount} but the header's lastOffsetDelta covers ${frame.endOffset - frame.baseOffset}`);
-    }
+    const endOffset = checkAddedBatch(streamId, baseOffset, offsetCount, batch, this.streams.get(streamId)?.endOffset ?? 0);
     let stream = this.streams.get(streamId);
     if (stream === undefined) {
       stream = { startOffset: baseOffset, endOffset: 0, blocks: [], batches: [] };
       this.streams.set(streamId, stream);
     }
-    if (baseOffset < stream.endOffset) fail(`offsets go backwards: the previous batch ended at ${stream.endOffset}`);
-    const endOffset = frame.endOffset;
-    assertU64(endOffset, 'end offset');
     let block = stream.blocks.length === 0 ? undefined : stream.blocks[stream.blocks.length - 1]!;
-    if (
-      block === undefined ||
-      block.sizeBytes + batch.length > this.blockSizeBytes ||
-      endOffset - block.startOffset > U32_MAX ||
-      block.batchCount === U32_MAX
-    ) {
+    if (block === undefined || !fitsBlock(block, batch.length, endOffset, this.blockSizeBytes)) {
       block = { streamId, startOffset: baseOffset, endOffset, batchCount: 0, position: 0, sizeBytes: 0 };
       stream.blocks.push(block);
     }
@@ -242,6 +222,107 @@ export class DataObjectWriter {
     const index = encodeIndex(entries);
     chunks.push(index, encodeFooter(position, index.length));
     return { chunks, sizeBytes: position + index.length + FOOTER_SIZE_BYTES, ranges, blockCount: entries.length };
+  }
+}
+
+/**
+ * Checks a batch added to a writer (its frame, base offset and offset count as given, and that
+ * the stream's offsets do not go backwards from previousEnd); returns its end offset.
+ */
+function checkAddedBatch(streamId: number, baseOffset: number, offsetCount: number, batch: Buffer, previousEnd: number): number {
+  assertU64(streamId, 'stream id');
+  assertU64(baseOffset, 'base offset');
+  const fail = (detail: string): never => {
+    throw new Error(`stream ${streamId} batch at offset ${baseOffset}: ${detail}`);
+  };
+  if (batch.length > U32_MAX) fail(`batch of ${batch.length} bytes is too large`);
+  const frame = readBatchFrame(batch, 0, fail);
+  if (frame.sizeBytes !== batch.length) fail(`batch length field says ${frame.sizeBytes} bytes, buffer has ${batch.length}`);
+  if (frame.baseOffset !== baseOffset) fail(`the batch header says base offset ${frame.baseOffset}`);
+  if (frame.endOffset - frame.baseOffset !== offsetCount) {
+    fail(`offsetCount ${offsetCount} but the header's lastOffsetDelta covers ${frame.endOffset - frame.baseOffset}`);
+  }
+  if (baseOffset < previousEnd) fail(`offsets go backwards: the previous batch ended at ${previousEnd}`);
+  assertU64(frame.endOffset, 'end offset');
+  return frame.endOffset;
+}
+
+function blockSizeOf(options: { blockSizeBytes?: number }): number {
+  const blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
+  if (!Number.isSafeInteger(blockSizeBytes) || blockSizeBytes < 1 || blockSizeBytes > U32_MAX) {
+    throw new RangeError(`blockSizeBytes must be in [1, 2^32), got ${blockSizeBytes}`);
+  }
+  return blockSizeBytes;
+}
+
+/** Whether a batch (of batchBytes, ending at endOffset) may join the block, or needs a new one. */
+function fitsBlock(block: IndexEntry, batchBytes: number, endOffset: number, blockSizeBytes: number): boolean {
+  return block.sizeBytes + batchBytes <= blockSizeBytes && endOffset - block.startOffset <= U32_MAX && block.batchCount < U32_MAX;
+}
+
+/**
+ * Builds one data object whose bytes are written out as they come, so that it is never held
+ * whole in memory (compaction streams its outputs into multipart uploads). Streams must come in
+ * increasing id order, each stream's batches together and in offset order: then every block's
+ * position is known when it starts. The caller writes each batch right after adding it, in
+ * order, and finish()'s chunks (the index and the footer) last.
+ */
+export class StreamedDataObjectWriter {
+  private readonly blockSizeBytes: number;
+  private readonly entries: IndexEntry[] = [];
+  private readonly streamRanges: StreamRange[] = [];
+  private position = 0;
+  private finished = false;
+
+  constructor(options: { blockSizeBytes?: number } = {}) {
+    this.blockSizeBytes = blockSizeOf(options);
+  }
+
+  /** Bytes of batches added so far. */
+  get batchSizeBytes(): number {
+    return this.position;
+  }
+
+  /** Streams added so far. */
+  get streamCount(): number {
+    return this.streamRanges.length;
+  }
+
+  add(streamId: number, baseOffset: number, offsetCount: number, batch: Buffer): void {
+    if (this.finished) throw new Error('StreamedDataObjectWriter.add after finish');
+    let range = this.streamRanges[this.streamRanges.length - 1];
+    if (range !== undefined && streamId < range.streamId) {
+      throw new Error(`stream ${streamId} added after stream ${range.streamId}: streams must come in increasing id order`);
+    }
+    const sameStream = range?.streamId === streamId;
+    const endOffset = checkAddedBatch(streamId, baseOffset, offsetCount, batch, sameStream ? range!.endOffset : 0);
+    if (!sameStream) {
+      range = { streamId, startOffset: baseOffset, endOffset };
+      this.streamRanges.push(range);
+    }
+    let block = sameStream ? this.entries[this.entries.length - 1] : undefined;
+    if (block === undefined || !fitsBlock(block, batch.length, endOffset, this.blockSizeBytes)) {
+      block = { streamId, startOffset: baseOffset, endOffset, batchCount: 0, position: this.position, sizeBytes: 0 };
+      this.entries.push(block);
+    }
+    block.endOffset = endOffset;
+    block.batchCount++;
+    block.sizeBytes += batch.length;
+    range!.endOffset = endOffset;
+    this.position += batch.length;
+  }
+
+  /** The object's last bytes (index and footer), its size, and what it holds. */
+  finish(): FinishedDataObject {
+    if (this.finished) throw new Error('StreamedDataObjectWriter.finish called twice');
+    this.finished = true;
+    const index = encodeIndex(this.entries);
+    return {
+      chunks: [index, encodeFooter(this.position, index.length)],
+      sizeBytes: this.position + index.length + FOOTER_SIZE_BYTES,
+      ranges: this.streamRanges,
+      blockCount: this.entries.length,
+    };
   }
 }
 
@@ -494,6 +575,7 @@ export class DataObjectReader {
     if (span.length !== spanEnd - first.position) {
       throw new CorruptDataObjectError(this.key, `blocks at ${first.position}: short read (${span.length} bytes)`);
     }
+    result.span = span;
     let bytes = 0;
     for (const entry of blocks) {
       const block = span.subarray(entry.position - first.position, entry.position - first.position + entry.sizeBytes);

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { allocFreeable } from '../buffers.ts';
 import { bodyChunks, ObjectNotFoundError } from './objectstore.ts';
 import { checkParts, checkRange, compareKeys, isErrno } from './util.ts';
 import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore, UploadedPart } from './objectstore.ts';
@@ -399,7 +400,7 @@ async function readvFully(handle: FileHandle, position: number, parts: Buffer[])
 }
 
 async function readFully(handle: FileHandle, position: number, length: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
+  const out = allocFreeable(length); // the caller may free it (freeIfOwned) once read
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await handle.read(out, filled, length - filled, position + filled);

@@ -107,14 +107,17 @@ export const DEFAULT_UPLOAD_PART_BYTES = 8 * 1024 * 1024;
 
 /**
  * Writes one object from chunks given as they are made: a part is uploaded each time partBytes
- * are pending (write() resolves once it is stored), the rest as the last part on complete(). On a
- * store without multipart uploads the chunks are kept and put whole on complete(). Until then
- * nothing is visible under the key; abort() (or a failed complete) leaves nothing behind.
+ * are pending (write() resolves once it is stored), the rest as the last part on complete(). The
+ * multipart upload starts with the first part: an object that stays under partBytes is one PUT
+ * (one request, not three). On a store without multipart uploads the chunks are kept and put
+ * whole on complete(). Until then nothing is visible under the key; abort() (or a failed
+ * complete) leaves nothing behind.
  */
 export class ObjectUpload {
   readonly key: string;
   private readonly store: ObjectStore;
-  private readonly uploadId: string | undefined;
+  /** Started with the first part (undefined before, and always on a store without uploads). */
+  private uploadId: string | undefined;
   private readonly partBytes: number;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -122,10 +125,9 @@ export class ObjectUpload {
   private written = 0;
   private state: 'open' | 'completed' | 'aborted' = 'open';
 
-  private constructor(store: ObjectStore, key: string, uploadId: string | undefined, partBytes: number) {
+  private constructor(store: ObjectStore, key: string, partBytes: number) {
     this.store = store;
     this.key = key;
-    this.uploadId = uploadId;
     this.partBytes = partBytes;
   }
 
@@ -133,13 +135,17 @@ export class ObjectUpload {
     if (!(Number.isSafeInteger(partBytes) && partBytes >= MIN_UPLOAD_PART_BYTES)) {
       throw new RangeError(`upload parts must be at least ${MIN_UPLOAD_PART_BYTES} bytes, got ${partBytes}`);
     }
-    const uploadId = store.uploads === undefined ? undefined : await store.uploads.start(key);
-    return new ObjectUpload(store, key, uploadId, partBytes);
+    return new ObjectUpload(store, key, partBytes);
   }
 
   /** Bytes written so far. */
   get sizeBytes(): number {
     return this.written;
+  }
+
+  /** Bytes written but not yet sent in a part (all of them, on a store without uploads). */
+  get pendingSizeBytes(): number {
+    return this.pendingBytes;
   }
 
   async write(chunks: readonly Buffer[]): Promise<void> {
@@ -149,7 +155,7 @@ export class ObjectUpload {
       this.pendingBytes += chunk.length;
       this.written += chunk.length;
     }
-    if (this.uploadId !== undefined && this.pendingBytes >= this.partBytes) await this.sendPart();
+    if (this.store.uploads !== undefined && this.pendingBytes >= this.partBytes) await this.sendPart();
   }
 
   async complete(): Promise<void> {
@@ -176,6 +182,7 @@ export class ObjectUpload {
   }
 
   private async sendPart(): Promise<void> {
+    this.uploadId ??= await this.store.uploads!.start(this.key);
     const partNumber = this.parts.length + 1;
     this.parts.push(await this.store.uploads!.uploadPart(this.key, this.uploadId!, partNumber, this.takePending()));
   }

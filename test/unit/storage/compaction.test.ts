@@ -9,11 +9,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClusterModel } from '../../../src/metadata/cluster-model.ts';
 import { EmbeddedMetadataStore } from '../../../src/metadata/embedded.ts';
 import { StorageMaintenance } from '../../../src/storage/maintenance.ts';
-import { CompactionConflictError, Compactor, RateLimiter } from '../../../src/storage/objects/compaction.ts';
+import { COMPACTION_READ_BYTES, CompactionConflictError, Compactor, RateLimiter } from '../../../src/storage/objects/compaction.ts';
 import { DataObjectReader } from '../../../src/storage/objects/format.ts';
+import { FaultyObjectStore, seededRandom } from '../../../src/storage/objectstore/faulty.ts';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
+import { RetryingObjectStore } from '../../../src/storage/objectstore/retrying.ts';
+import { DEFAULT_UPLOAD_PART_BYTES, type ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../../../src/storage/stream-storage.ts';
 import type { Stream } from '../../../src/storage/stream.ts';
+import { CountingStore } from '../../helpers/counting-store.ts';
 import { FileWal } from '../../../src/storage/wal/file-wal.ts';
 
 const KiB = 1024;
@@ -38,8 +42,8 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function newStorage(nodeId: number, options: { streamSplitSizeBytes?: number } = {}): Promise<StreamStorageImpl> {
-  const wal = await FileWal.open({ path: path.join(dir, `wal-${nodeId}`), capacityBytes: 8 << 20, maxWriteBytes: 256 * KiB });
+async function newStorage(nodeId: number, options: { streamSplitSizeBytes?: number; walCapacityBytes?: number } = {}): Promise<StreamStorageImpl> {
+  const wal = await FileWal.open({ path: path.join(dir, `wal-${nodeId}`), capacityBytes: options.walCapacityBytes ?? 8 << 20, maxWriteBytes: 256 * KiB });
   const storage = new StreamStorageImpl({
     nodeId,
     wal,
@@ -55,10 +59,10 @@ async function newStorage(nodeId: number, options: { streamSplitSizeBytes?: numb
   return storage;
 }
 
-function compactor(options: { targetObjectBytes?: number; streamSplitSizeBytes?: number; gcDelayMs?: number } = {}): Compactor {
+function compactor(options: { targetObjectBytes?: number; streamSplitSizeBytes?: number; gcDelayMs?: number; objectStore?: ObjectStore } = {}): Compactor {
   return new Compactor({
     metadata,
-    objectStore,
+    objectStore: options.objectStore ?? objectStore,
     objectKeyPrefix: PREFIX,
     blockSizeBytes: 16 * KiB,
     prepareTtlMs: 60_000,
@@ -285,6 +289,49 @@ describe('compaction', () => {
     await maintenance.stop();
     expect(await committedObjects()).toBe(1);
     for (const [streamId, batches] of written) expectSame(await readFromObjects(streamId), batches);
+  });
+
+  it('holds a bounded share of a job in memory: reads of at most COMPACTION_READ_BYTES, the output uploaded in parts', async () => {
+    // Three stream objects of ~10 MiB of one stream: one job, one 30 MiB output.
+    const storage = await newStorage(1, { streamSplitSizeBytes: 1, walCapacityBytes: 32 << 20 });
+    const stream = await storage.createStream();
+    const written: Buffer[] = [];
+    for (let round = 0; round < 3; round++) {
+      await append(stream, 160, 64 * KiB, written);
+      await storage.flush();
+    }
+    expect(await committedObjects()).toBe(3);
+    const counting = new CountingStore(objectStore);
+    const result = await compactor({ targetObjectBytes: 64 << 20, streamSplitSizeBytes: 32 << 20, objectStore: counting }).runOnce();
+    expect(result).toMatchObject({ kind: 'stream', removedObjectIds: [0, 1, 2] });
+    expect(result!.bytesRead).toBeGreaterThan(30 << 20);
+    expect(await committedObjects()).toBe(1);
+    expectSame(await readFromObjects(stream.streamId), written);
+    // Whole-input reads would have taken 10 MiB at once and one 30 MiB PUT.
+    expect(counting.largestGetBytes).toBeLessThanOrEqual(COMPACTION_READ_BYTES);
+    expect(counting.puts).toBe(0);
+    expect(counting.partUploads).toBeGreaterThanOrEqual(4);
+    expect(counting.largestPutBytes).toBeLessThanOrEqual(DEFAULT_UPLOAD_PART_BYTES + 70 * KiB);
+  });
+
+  it('goes through 30% object-store faults (retried), and every record reads back after', async () => {
+    const storage = await newStorage(1, { streamSplitSizeBytes: 1, walCapacityBytes: 32 << 20 });
+    const streams = [await storage.createStream(), await storage.createStream()];
+    const written = streams.map((): Buffer[] => []);
+    for (let round = 0; round < 3; round++) {
+      for (const [i, stream] of streams.entries()) await append(stream, 50, 64 * KiB, written[i]!);
+      await storage.flush();
+    }
+    expect(await committedObjects()).toBe(6);
+    const faulty = new FaultyObjectStore(objectStore, { errorRate: 0.2, slowDownRate: 0.05, timeoutRate: 0.05, hangMs: 2_000, random: seededRandom(11) });
+    const retrying = new RetryingObjectStore(faulty, { maxAttempts: 12, baseDelayMs: 1, maxDelayMs: 20, timeoutMs: 300, timeoutMsPerMiB: 100 });
+    const compacting = compactor({ targetObjectBytes: 64 << 20, streamSplitSizeBytes: 32 << 20, objectStore: retrying });
+    const results = [await compacting.runOnce(), await compacting.runOnce()];
+    expect(results.map((r) => r?.kind)).toEqual(['stream', 'stream']);
+    expect(Object.values(faulty.injected).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(await committedObjects()).toBe(2);
+    for (const [i, stream] of streams.entries()) expectSame(await readFromObjects(stream.streamId), written[i]!);
+    expect(await metadata.listExpiredPreparedObjects(Number.MAX_SAFE_INTEGER)).toEqual([]);
   });
 
   it('paces its reads with the rate limiter', async () => {

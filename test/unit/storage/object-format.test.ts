@@ -11,6 +11,7 @@ import {
   DataObjectWriter,
   FOOTER_SIZE_BYTES,
   INDEX_ENTRY_SIZE_BYTES,
+  StreamedDataObjectWriter,
   forEachBatch,
 } from '../../../src/storage/objects/format.ts';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
@@ -322,6 +323,30 @@ describe('data object layout', () => {
       { streamId: 2, startOffset: 0, endOffset: 1 },
     ]);
     expect(() => writer.finish()).toThrow(/twice/);
+  });
+
+  it('a streamed writer makes the same bytes from streams given in id order, and refuses any other order', () => {
+    const streams = buildStreams();
+    const whole = writeInterleaved(streams, 64 * 1024);
+    const streamed = new StreamedDataObjectWriter({ blockSizeBytes: 64 * 1024 });
+    const chunks: Buffer[] = [];
+    for (const streamId of [...streams.keys()].sort((a, b) => a - b)) {
+      for (const { baseOffset, endOffset, batch } of streams.get(streamId)!) {
+        streamed.add(streamId, baseOffset, endOffset - baseOffset, batch);
+        chunks.push(batch);
+      }
+    }
+    const finished = streamed.finish();
+    chunks.push(...finished.chunks);
+    expect(Buffer.concat(chunks).equals(Buffer.concat(whole.chunks))).toBe(true);
+    expect(finished).toMatchObject({ sizeBytes: whole.sizeBytes, ranges: whole.ranges, blockCount: whole.blockCount });
+
+    const ordered = new StreamedDataObjectWriter();
+    ordered.add(5, 0, 1, makeBatch(0, 1, 100));
+    expect(() => ordered.add(4, 0, 1, makeBatch(0, 1, 100))).toThrow(/increasing id order/);
+    expect(() => ordered.add(5, 0, 1, makeBatch(0, 1, 100))).toThrow(/backwards/);
+    ordered.add(6, 0, 1, makeBatch(0, 1, 100));
+    expect(ordered.streamCount).toBe(2);
   });
 
   it('writes and reads an object with no blocks', async () => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../../src/storage/objectstore/local.ts';
 import { MIN_UPLOAD_PART_BYTES, ObjectNotFoundError, ObjectUpload, readParts } from '../../../src/storage/objectstore/objectstore.ts';
+import { CountingStore } from '../../helpers/counting-store.ts';
 import type { ObjectStore } from '../../../src/storage/objectstore/objectstore.ts';
 import { S3ObjectStore } from '../../../src/storage/objectstore/s3.ts';
 import { createObjectStore } from '../../../src/storage/objectstore/index.ts';
@@ -160,6 +161,19 @@ function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>
       const empty = await ObjectUpload.start(store, 'upload/empty');
       await empty.complete();
       expect((await store.get('upload/empty')).length).toBe(0);
+
+      // An object that stays under one part is one PUT; a larger one, parts only.
+      const counting = new CountingStore(store);
+      const one = await ObjectUpload.start(counting, 'upload/one-put');
+      await one.write([randomBytes(1000)]);
+      await one.complete();
+      expect([counting.puts, counting.partUploads]).toEqual([1, 0]);
+      const two = await ObjectUpload.start(counting, 'upload/two-parts', MIN_UPLOAD_PART_BYTES);
+      await two.write([randomBytes(MIN_UPLOAD_PART_BYTES)]);
+      await two.write([randomBytes(10)]);
+      await two.complete();
+      expect([counting.puts, counting.partUploads]).toEqual([1, 2]);
+      expect((await store.head('upload/two-parts'))?.sizeBytes).toBe(MIN_UPLOAD_PART_BYTES + 10);
     });
 
     it('retries a part by uploading it again, and leaves nothing behind an aborted upload', async () => {
