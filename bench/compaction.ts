@@ -16,8 +16,8 @@ import { EmbeddedMetadataStore } from '../src/metadata/embedded.ts';
 import { StorageMaintenance } from '../src/storage/maintenance.ts';
 import { DEFAULT_COMPACTION_MAX_BYTES_PER_SECOND } from '../src/storage/objects/compaction.ts';
 import { LocalObjectStore } from '../src/storage/objectstore/local.ts';
-import { bodyLength } from '../src/storage/objectstore/objectstore.ts';
-import type { ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objectstore/objectstore.ts';
+import { bodyLength, wrapUploads } from '../src/storage/objectstore/objectstore.ts';
+import type { MultipartUploads, ObjectBody, ObjectInfo, ObjectStore } from '../src/storage/objectstore/objectstore.ts';
 import { StreamStorageImpl } from '../src/storage/stream-storage.ts';
 import type { Stream } from '../src/storage/stream.ts';
 import { FileWal } from '../src/storage/wal/file-wal.ts';
@@ -40,13 +40,21 @@ function report(metric: string, value: number, unit: string): void {
 }
 
 /** Counts calls and bytes per operation; `phase` says which phase they are charged to. */
+/** Counts calls by phase. Multipart requests (start, part, complete, abort) count as PUTs: S3 bills them so. */
 class CountingStore implements ObjectStore {
+  readonly uploads: MultipartUploads | undefined;
   readonly counts = new Map<string, { puts: number; gets: number; lists: number; deletes: number; putBytes: number; getBytes: number }>();
   phase = 'setup';
   private readonly inner: ObjectStore;
 
   constructor(inner: ObjectStore) {
     this.inner = inner;
+    this.uploads = wrapUploads(inner.uploads, (bytes, call) => {
+      const count = this.of(this.phase);
+      count.puts++;
+      count.putBytes += bytes;
+      return call();
+    });
   }
 
   of(phase: string): { puts: number; gets: number; lists: number; deletes: number; putBytes: number; getBytes: number } {
