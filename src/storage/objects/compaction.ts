@@ -413,44 +413,43 @@ export class Compactor {
       if (abandonedPutAttempts() === abandonedBefore) for (const span of sent) freeIfOwned(span);
       sent.length = 0;
     };
+    const counted = async (bytes: number): Promise<void> => {
+      bytesRead.value += bytes;
+      compactionBytesReadTotal.inc(bytes);
+      await this.limiter.take(bytes, signal);
+    };
     try {
-      for (const run of group) {
-        if (output !== undefined && output.writer.streamCount >= DEFAULT_MAX_STREAMS_PER_OBJECT) {
-          outputs.push(await this.finishOutput(job, output));
-          output = undefined;
-        }
-        for (const piece of run.pieces) {
-          for (let next = piece.from; next < piece.endOffset; ) {
-            const read = await piece.reader.readRange(piece.streamId, next, COMPACTION_READ_BYTES);
-            const first = read.batches[0];
-            if (first === undefined || (next === piece.from && baseOffsetOf(first) > piece.from) || read.nextOffset > piece.endOffset) {
-              const got = first === undefined ? 'nothing' : `${baseOffsetOf(first)}..${read.nextOffset}`;
-              throw new Error(`object ${piece.reader.key}: stream ${piece.streamId} read at ${next} gave ${got}, metadata says ..${piece.endOffset}`);
-            }
-            let readBytes = 0;
-            for (const batch of read.batches) {
-              const written = output?.writer.batchSizeBytes ?? 0;
-              if (output !== undefined && written > 0 && written + batch.length > this.options.targetObjectBytes) {
-                outputs.push(await this.finishOutput(job, output));
-                output = undefined;
+      // A group of one run reads it in chunks; runs of a shared group are read a band at a time.
+      const bands = group.length === 1 ? [group] : cutBands(group, COMPACTION_BAND_BYTES);
+      for (const band of bands) {
+        const banded = group.length === 1 ? undefined : await this.readBand(band, counted);
+        for (const run of band) {
+          if (output !== undefined && output.writer.streamCount >= DEFAULT_MAX_STREAMS_PER_OBJECT) {
+            outputs.push(await this.finishOutput(job, output));
+            output = undefined;
+          }
+          for (const piece of run.pieces) {
+            for await (const batches of banded === undefined ? this.readPiece(piece, sent, counted) : [banded.batches.get(piece)!]) {
+              for (const batch of batches) {
+                const written = output?.writer.batchSizeBytes ?? 0;
+                if (output !== undefined && written > 0 && written + batch.length > this.options.targetObjectBytes) {
+                  outputs.push(await this.finishOutput(job, output));
+                  output = undefined;
+                }
+                output ??= await this.startOutput();
+                output.writer.add(piece.streamId, baseOffsetOf(batch), batch.readInt32BE(LAST_OFFSET_DELTA_POSITION) + 1, batch);
+                const stats = output.stats.get(piece.streamId) ?? { rangeBytes: 0, maxTimestampMs: Number.NEGATIVE_INFINITY };
+                stats.rangeBytes += batch.length;
+                stats.maxTimestampMs = Math.max(stats.maxTimestampMs, readMaxTimestamp(batch, 0));
+                output.stats.set(piece.streamId, stats);
+                await output.upload.write([batch]);
               }
-              output ??= await this.startOutput();
-              output.writer.add(piece.streamId, baseOffsetOf(batch), batch.readInt32BE(LAST_OFFSET_DELTA_POSITION) + 1, batch);
-              const stats = output.stats.get(piece.streamId) ?? { rangeBytes: 0, maxTimestampMs: Number.NEGATIVE_INFINITY };
-              stats.rangeBytes += batch.length;
-              stats.maxTimestampMs = Math.max(stats.maxTimestampMs, readMaxTimestamp(batch, 0));
-              output.stats.set(piece.streamId, stats);
-              await output.upload.write([batch]);
-              readBytes += batch.length;
+              if (output?.upload.pendingSizeBytes === 0) freeSent();
             }
-            if (read.span !== undefined) sent.push(read.span);
-            if (output?.upload.pendingSizeBytes === 0) freeSent();
-            bytesRead.value += readBytes;
-            compactionBytesReadTotal.inc(readBytes);
-            await this.limiter.take(readBytes, signal);
-            next = read.nextOffset;
           }
         }
+        if (banded !== undefined) sent.push(...banded.spans);
+        if (output?.upload.pendingSizeBytes === 0) freeSent();
       }
       if (output !== undefined) outputs.push(await this.finishOutput(job, output));
       freeSent();
@@ -461,6 +460,71 @@ export class Compactor {
       }
       throw err;
     }
+  }
+
+  /** A piece's batches, COMPACTION_READ_BYTES at a time (each read's bytes go to `sent` once yielded). */
+  private async *readPiece(piece: Piece, sent: Buffer[], counted: (bytes: number) => Promise<void>): AsyncGenerator<Buffer[]> {
+    for (let next = piece.from; next < piece.endOffset; ) {
+      const read = await piece.reader.readRange(piece.streamId, next, COMPACTION_READ_BYTES);
+      const first = read.batches[0];
+      if (first === undefined || (next === piece.from && baseOffsetOf(first) > piece.from) || read.nextOffset > piece.endOffset) {
+        const got = first === undefined ? 'nothing' : `${baseOffsetOf(first)}..${read.nextOffset}`;
+        throw new Error(`object ${piece.reader.key}: stream ${piece.streamId} read at ${next} gave ${got}, metadata says ..${piece.endOffset}`);
+      }
+      await counted(read.span?.length ?? 0);
+      yield read.batches;
+      if (read.span !== undefined) sent.push(read.span);
+      next = read.nextOffset;
+    }
+  }
+
+  /**
+   * The batches of a band's pieces, read with one ranged GET per input and stretch of adjacent
+   * blocks (the band's streams are neighbours in every input, which orders streams by id): a
+   * band of small streams costs a GET per input, not one per stream and input.
+   */
+  private async readBand(band: readonly Run[], counted: (bytes: number) => Promise<void>): Promise<{ batches: Map<Piece, Buffer[]>; spans: Buffer[] }> {
+    const byReader = new Map<DataObjectReader, { piece: Piece; first: number; last: number }[]>();
+    for (const run of band) {
+      for (const piece of run.pieces) {
+        const first = piece.reader.findBlock(piece.streamId, piece.from);
+        if (first < 0) throw new Error(`object ${piece.reader.key}: no block of stream ${piece.streamId} at ${piece.from}, metadata says ..${piece.endOffset}`);
+        let last = first;
+        while (last + 1 < piece.reader.blockCount && piece.reader.blockStreamId(last + 1) === piece.streamId) last++;
+        const list = byReader.get(piece.reader) ?? [];
+        list.push({ piece, first, last });
+        byReader.set(piece.reader, list);
+      }
+    }
+    const batches = new Map<Piece, Buffer[]>();
+    const spans: Buffer[] = [];
+    for (const [reader, list] of byReader) {
+      list.sort((a, b) => a.first - b.first);
+      for (let i = 0; i < list.length; ) {
+        let j = i;
+        while (j + 1 < list.length && list[j + 1]!.first === list[j]!.last + 1) j++;
+        const { span, blocks } = await reader.readBlockSpan(list[i]!.first, list[j]!.last);
+        spans.push(span);
+        await counted(span.length);
+        for (const { piece, first, last } of list.slice(i, j + 1)) {
+          const out: Buffer[] = [];
+          let end = piece.from;
+          for (let b = first; b <= last; b++) {
+            reader.forEachBlockBatch(b, blocks[b - list[i]!.first]!, (batch, endOffset) => {
+              if (endOffset > piece.from) out.push(batch);
+              end = endOffset;
+              return true;
+            });
+          }
+          if (out.length === 0 || baseOffsetOf(out[0]!) > piece.from || end !== piece.endOffset) {
+            throw new Error(`object ${reader.key}: stream ${piece.streamId} holds ${out.length === 0 ? 'nothing' : `${baseOffsetOf(out[0]!)}..${end}`}, metadata says ${piece.from}..${piece.endOffset}`);
+          }
+          batches.set(piece, out);
+        }
+        i = j + 1;
+      }
+    }
+    return { batches, spans };
   }
 
   private async startOutput(): Promise<OutputObject> {
@@ -487,6 +551,11 @@ export class Compactor {
  * being filled (DEFAULT_UPLOAD_PART_BYTES), whatever the size of its inputs and outputs.
  */
 export const COMPACTION_READ_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes of small streams (a shared group's) read at once: a band of streams neighbouring by id,
+ * one ranged GET per input. A band holds at least one stream, so up to streamSplitSizeBytes.
+ */
+export const COMPACTION_BAND_BYTES = 16 * 1024 * 1024;
 /** Position of a record batch's lastOffsetDelta. */
 const LAST_OFFSET_DELTA_POSITION = 23;
 
@@ -518,6 +587,23 @@ interface OutputObject {
 
 function baseOffsetOf(batch: Buffer): number {
   return batch.readUInt32BE(0) * 0x1_0000_0000 + batch.readUInt32BE(4);
+}
+
+/** Runs (in stream order) cut into bands of about maxBytes, each at least one run. */
+function cutBands(runs: readonly Run[], maxBytes: number): Run[][] {
+  const bands: Run[][] = [];
+  let bytes = 0;
+  for (const run of runs) {
+    const band = bands[bands.length - 1];
+    if (band !== undefined && bytes + run.bytes <= maxBytes) {
+      band.push(run);
+      bytes += run.bytes;
+    } else {
+      bands.push([run]);
+      bytes = run.bytes;
+    }
+  }
+  return bands;
 }
 
 /** Pieces joined into maximal offset-contiguous runs, by stream then offset. */

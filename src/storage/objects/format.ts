@@ -505,6 +505,20 @@ export class DataObjectReader {
     return parts;
   }
 
+  /** Blocks first..last (adjacent in the object) with one ranged GET: the bytes, and each block as a view of them. */
+  async readBlockSpan(first: number, last: number): Promise<{ span: Buffer; blocks: Buffer[] }> {
+    if (!(first >= 0 && first <= last && last < this.blockCount)) {
+      throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
+    }
+    const start = this.positions[first]!;
+    const end = this.positions[last]! + this.blockSizes[last]!;
+    const span = await this.store.get(this.key, { start, endExclusive: end });
+    if (span.length !== end - start) throw new CorruptDataObjectError(this.key, `blocks at ${start}: short read (${span.length} bytes)`);
+    const blocks: Buffer[] = [];
+    for (let i = first; i <= last; i++) blocks.push(span.subarray(this.positions[i]! - start, this.positions[i]! - start + this.blockSizes[i]!));
+    return { span, blocks };
+  }
+
   /** Block i cut out of a tail read by openWithTail, when the tail holds all of it. */
   blockInTail(i: number, tail: Buffer, tailStart: number): Buffer | undefined {
     if (!(i >= 0 && i < this.blockCount)) throw new RangeError(`block ${i} of ${this.blockCount}`);
