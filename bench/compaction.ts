@@ -39,8 +39,10 @@ function report(metric: string, value: number, unit: string): void {
   figures.report('compaction', metric, value, unit);
 }
 
-/** Counts calls and bytes per operation; `phase` says which phase they are charged to. */
-/** Counts calls by phase. Multipart requests (start, part, complete, abort) count as PUTs: S3 bills them so. */
+/**
+ * Counts calls and bytes per operation; `phase` says which phase they are charged to. Multipart
+ * requests (start, part, complete, abort) count as PUTs: S3 bills them so.
+ */
 class CountingStore implements ObjectStore {
   readonly uploads: MultipartUploads | undefined;
   readonly counts = new Map<string, { puts: number; gets: number; lists: number; deletes: number; putBytes: number; getBytes: number }>();

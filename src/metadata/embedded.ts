@@ -573,8 +573,8 @@ export class EmbeddedMetadataStore implements MetadataStore {
         this.counters.logRecords += group.length;
         this.logBytes += bytes.length;
         // On disk: the encoded bytes are not read again (the records' events are published).
-        freeIfOwned(bytes);
         for (const record of group) freeIfOwned(record.bytes);
+        if (group.length > 1) freeIfOwned(bytes);
         this.markDurable(group);
         if (this.logBytes >= this.snapshotLogBytes) await this.snapshotNow();
       }

@@ -35,6 +35,7 @@
 // in the cache (uploaded) for the owner that opens them next.
 
 import { log } from '../metrics/log.ts';
+import { readBaseOffset, readOffsetCount } from '../protocol/records.ts';
 import { LogCache } from './cache/log-cache.ts';
 import type { UnuploadedRange } from './cache/log-cache.ts';
 import { CatchUpReader } from './cache/read-ahead.ts';
@@ -692,9 +693,9 @@ class StreamImpl implements Stream {
   }
 }
 
-/** Offset after a Kafka v2 record batch: baseOffset (int64 at 0) + lastOffsetDelta (int32 at 23) + 1. */
+/** Offset after a Kafka v2 record batch. */
 function batchEndOffset(batch: Buffer): number {
-  return batch.readUInt32BE(0) * 0x1_0000_0000 + batch.readUInt32BE(4) + batch.readInt32BE(23) + 1;
+  return readBaseOffset(batch, 0) + readOffsetCount(batch, 0);
 }
 
 function isCommitConflict(err: unknown): boolean {

@@ -31,11 +31,11 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, register } from 'prom-client';
-import { readMaxTimestamp } from '../../protocol/records.ts';
+import { readBaseOffset, readMaxTimestamp, readOffsetCount } from '../../protocol/records.ts';
+import { freeIfOwned } from '../buffers.ts';
 import type { CommittedObject } from '../metadata.ts';
 import { ObjectUpload } from '../objectstore/objectstore.ts';
 import type { ObjectStore } from '../objectstore/objectstore.ts';
-import { freeIfOwned } from '../buffers.ts';
 import { abandonedPutAttempts } from '../objectstore/retrying.ts';
 import { DEFAULT_MAX_STREAMS_PER_OBJECT, objectKey, releaseObjects } from '../upload.ts';
 import type { ObjectStoreContext, RangeStats, RecordedRange } from '../upload.ts';
@@ -440,7 +440,7 @@ export class Compactor {
                   output = undefined;
                 }
                 output ??= await this.startOutput();
-                output.writer.add(piece.streamId, baseOffsetOf(batch), batch.readInt32BE(LAST_OFFSET_DELTA_POSITION) + 1, batch);
+                output.writer.add(piece.streamId, readBaseOffset(batch, 0), readOffsetCount(batch, 0), batch);
                 const stats = output.stats.get(piece.streamId) ?? { rangeBytes: 0, maxTimestampMs: Number.NEGATIVE_INFINITY };
                 stats.rangeBytes += batch.length;
                 stats.maxTimestampMs = Math.max(stats.maxTimestampMs, readMaxTimestamp(batch, 0));
@@ -470,8 +470,8 @@ export class Compactor {
     for (let next = piece.from; next < piece.endOffset; ) {
       const read = await piece.reader.readRange(piece.streamId, next, COMPACTION_READ_BYTES);
       const first = read.batches[0];
-      if (first === undefined || (next === piece.from && baseOffsetOf(first) > piece.from) || read.nextOffset > piece.endOffset) {
-        const got = first === undefined ? 'nothing' : `${baseOffsetOf(first)}..${read.nextOffset}`;
+      if (first === undefined || (next === piece.from && readBaseOffset(first, 0) > piece.from) || read.nextOffset > piece.endOffset) {
+        const got = first === undefined ? 'nothing' : `${readBaseOffset(first, 0)}..${read.nextOffset}`;
         throw new Error(`object ${piece.reader.key}: stream ${piece.streamId} read at ${next} gave ${got}, metadata says ..${piece.endOffset}`);
       }
       await counted(read.span?.length ?? 0);
@@ -519,8 +519,8 @@ export class Compactor {
               return true;
             });
           }
-          if (out.length === 0 || baseOffsetOf(out[0]!) > piece.from || end !== piece.endOffset) {
-            throw new Error(`object ${reader.key}: stream ${piece.streamId} holds ${out.length === 0 ? 'nothing' : `${baseOffsetOf(out[0]!)}..${end}`}, metadata says ${piece.from}..${piece.endOffset}`);
+          if (out.length === 0 || readBaseOffset(out[0]!, 0) > piece.from || end !== piece.endOffset) {
+            throw new Error(`object ${reader.key}: stream ${piece.streamId} holds ${out.length === 0 ? 'nothing' : `${readBaseOffset(out[0]!, 0)}..${end}`}, metadata says ${piece.from}..${piece.endOffset}`);
           }
           batches.set(piece, out);
         }
@@ -559,8 +559,6 @@ export const COMPACTION_READ_BYTES = 8 * 1024 * 1024;
  * one ranged GET per input. A band holds at least one stream, so up to streamSplitSizeBytes.
  */
 export const COMPACTION_BAND_BYTES = 16 * 1024 * 1024;
-/** Position of a record batch's lastOffsetDelta. */
-const LAST_OFFSET_DELTA_POSITION = 23;
 
 /** A live stream range of one input. */
 interface Piece {
@@ -586,10 +584,6 @@ interface OutputObject {
   upload: ObjectUpload;
   writer: StreamedDataObjectWriter;
   stats: Map<number, RangeStats>;
-}
-
-function baseOffsetOf(batch: Buffer): number {
-  return batch.readUInt32BE(0) * 0x1_0000_0000 + batch.readUInt32BE(4);
 }
 
 /** Runs (in stream order) cut into bands of about maxBytes, each at least one run. */

@@ -491,9 +491,7 @@ export class DataObjectReader {
    * own (readParts), so that the block cache frees each block's memory when it evicts it.
    */
   async readBlockParts(first: number, last: number): Promise<Buffer[]> {
-    if (!(first >= 0 && first <= last && last < this.blockCount)) {
-      throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
-    }
+    this.checkBlockRange(first, last);
     const lengths: number[] = [];
     for (let i = first; i <= last; i++) lengths.push(this.blockSizes[i]!);
     const parts = await readParts(this.store, this.key, this.positions[first]!, lengths);
@@ -507,13 +505,9 @@ export class DataObjectReader {
 
   /** Blocks first..last (adjacent in the object) with one ranged GET: the bytes, and each block as a view of them. */
   async readBlockSpan(first: number, last: number): Promise<{ span: Buffer; blocks: Buffer[] }> {
-    if (!(first >= 0 && first <= last && last < this.blockCount)) {
-      throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
-    }
+    this.checkBlockRange(first, last);
     const start = this.positions[first]!;
-    const end = this.positions[last]! + this.blockSizes[last]!;
-    const span = await this.store.get(this.key, { start, endExclusive: end });
-    if (span.length !== end - start) throw new CorruptDataObjectError(this.key, `blocks at ${start}: short read (${span.length} bytes)`);
+    const span = await this.readSpan(start, this.positions[last]! + this.blockSizes[last]!);
     const blocks: Buffer[] = [];
     for (let i = first; i <= last; i++) blocks.push(span.subarray(this.positions[i]! - start, this.positions[i]! - start + this.blockSizes[i]!));
     return { span, blocks };
@@ -584,11 +578,7 @@ export class DataObjectReader {
     if (blocks.length === 0) return result;
     const first = blocks[0]!;
     const last = blocks[blocks.length - 1]!;
-    const spanEnd = last.position + last.sizeBytes;
-    const span = await this.store.get(this.key, { start: first.position, endExclusive: spanEnd });
-    if (span.length !== spanEnd - first.position) {
-      throw new CorruptDataObjectError(this.key, `blocks at ${first.position}: short read (${span.length} bytes)`);
-    }
+    const span = await this.readSpan(first.position, last.position + last.sizeBytes);
     result.span = span;
     let bytes = 0;
     for (const entry of blocks) {
@@ -608,6 +598,17 @@ export class DataObjectReader {
       if (full) break;
     }
     return result;
+  }
+
+  /** Bytes [start, end) of the object with one ranged GET, all of them or CorruptDataObjectError. */
+  private async readSpan(start: number, end: number): Promise<Buffer> {
+    const span = await this.store.get(this.key, { start, endExclusive: end });
+    if (span.length !== end - start) throw new CorruptDataObjectError(this.key, `blocks at ${start}: short read (${span.length} bytes)`);
+    return span;
+  }
+
+  private checkBlockRange(first: number, last: number): void {
+    if (!(first >= 0 && first <= last && last < this.blockCount)) throw new RangeError(`blocks ${first}..${last} of ${this.blockCount}`);
   }
 
   /** Walks a block's batches (forEachBatch checks their framing and order) against its entry. */
