@@ -67,7 +67,7 @@ function describeObjectStoreContract(name: string, setup: () => Promise<Fixture>
     });
 
     it('stores a body given as chunks exactly as their concatenation', async () => {
-      // 3,000 chunks of mixed sizes: more than one writev (1,024 buffers) and one sync step.
+      // 3,000 chunks of mixed sizes: more than one writev (1,024 buffers) and several sync steps.
       const chunks = Array.from({ length: 3000 }, (_, i) => randomBytes(i % 7 === 0 ? 20_000 : 1 + (i % 977)));
       await store.put('chunks/many', chunks);
       expect((await store.get('chunks/many')).equals(Buffer.concat(chunks))).toBe(true);
