@@ -5,7 +5,7 @@
 // getParts is one GET (the inner store's, or its get() split by readParts), and the inner store's
 // readsPartsInPlace is passed through, so that readers take the path they take on that store.
 
-import { bodyLength, readParts, type MultipartUploads, type ObjectBody, type ObjectInfo, type ObjectStore } from '../../src/storage/objectstore/objectstore.ts';
+import { bodyLength, readParts, wrapUploads, type MultipartUploads, type ObjectBody, type ObjectInfo, type ObjectStore } from '../../src/storage/objectstore/objectstore.ts';
 
 export class CountingStore implements ObjectStore {
   gets = 0;
@@ -26,17 +26,13 @@ export class CountingStore implements ObjectStore {
   constructor(inner: ObjectStore, options: { readsPartsInPlace?: boolean } = {}) {
     this.inner = inner;
     this.readsPartsInPlace = options.readsPartsInPlace ?? inner.readsPartsInPlace === true;
-    const uploads = inner.uploads;
-    this.uploads = uploads && {
-      start: (key) => uploads.start(key),
-      uploadPart: (key, uploadId, partNumber, body) => {
+    this.uploads = wrapUploads(inner.uploads, (bytes, call, op) => {
+      if (op === 'part') {
         this.partUploads++;
-        this.largestPutBytes = Math.max(this.largestPutBytes, bodyLength(body));
-        return uploads.uploadPart(key, uploadId, partNumber, body);
-      },
-      complete: (key, uploadId, parts) => uploads.complete(key, uploadId, parts),
-      abort: (key, uploadId) => uploads.abort(key, uploadId),
-    };
+        this.largestPutBytes = Math.max(this.largestPutBytes, bytes);
+      }
+      return call();
+    });
   }
 
   /** GETs from now on wait until release(). */

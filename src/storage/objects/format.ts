@@ -181,8 +181,8 @@ export class DataObjectWriter {
 
   add(streamId: number, baseOffset: number, offsetCount: number, batch: Buffer): void {
     if (this.finished) throw new Error('DataObjectWriter.add after finish');
-    const endOffset = checkAddedBatch(streamId, baseOffset, offsetCount, batch, this.streams.get(streamId)?.endOffset ?? 0);
     let stream = this.streams.get(streamId);
+    const endOffset = checkAddedBatch(streamId, baseOffset, offsetCount, batch, stream?.endOffset ?? 0);
     if (stream === undefined) {
       stream = { startOffset: baseOffset, endOffset: 0, blocks: [], batches: [] };
       this.streams.set(streamId, stream);

@@ -85,18 +85,18 @@ export interface MultipartUploads {
 
 /**
  * A decorator's uploads: the inner store's, each call through `wrap` (a put-class request of
- * `bytes` bytes), or none when the inner store has none.
+ * `bytes` bytes, `op` saying which call it is), or none when the inner store has none.
  */
 export function wrapUploads(
   inner: MultipartUploads | undefined,
-  wrap: <T>(bytes: number, call: () => Promise<T>) => Promise<T>,
+  wrap: <T>(bytes: number, call: () => Promise<T>, op: 'start' | 'part' | 'complete' | 'abort') => Promise<T>,
 ): MultipartUploads | undefined {
   if (inner === undefined) return undefined;
   return {
-    start: (key) => wrap(0, () => inner.start(key)),
-    uploadPart: (key, uploadId, partNumber, body) => wrap(bodyLength(body), () => inner.uploadPart(key, uploadId, partNumber, body)),
-    complete: (key, uploadId, parts) => wrap(0, () => inner.complete(key, uploadId, parts)),
-    abort: (key, uploadId) => wrap(0, () => inner.abort(key, uploadId)),
+    start: (key) => wrap(0, () => inner.start(key), 'start'),
+    uploadPart: (key, uploadId, partNumber, body) => wrap(bodyLength(body), () => inner.uploadPart(key, uploadId, partNumber, body), 'part'),
+    complete: (key, uploadId, parts) => wrap(0, () => inner.complete(key, uploadId, parts), 'complete'),
+    abort: (key, uploadId) => wrap(0, () => inner.abort(key, uploadId), 'abort'),
   };
 }
 
