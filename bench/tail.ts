@@ -8,8 +8,11 @@
 //   - idle: nothing else runs;
 //   - catch-up: kcat reads `history` from the beginning, over and over (as fast as it goes).
 // For each kind: the median over its phases of the producer's p50 and p99, the catch-up p99 as a
-// ratio of the idle one (goal: ≤ 1.5), the broker's own Produce p99 (histogram bucket), and for
-// catch-up the read rate (fetch bytes / s) with its object-store GETs.
+// ratio of the idle one (goal: ≤ 1.5), the highest p99 of one phase, the broker's own Produce p99
+// (histogram bucket), the share of WAL writes that took over 1 ms, and for catch-up the read rate
+// (fetch bytes / s) with its object-store GETs. Each phase's line also gives its WAL share and the
+// bytes background compaction read in it: on the local store, compaction's object writes share the
+// WAL's disk.
 // The producer, kcat and the broker share the machine's cores (the load average is printed).
 // Prints a table for people and one JSON line per figure: {"bench", "metric", "value", "unit"}.
 //
@@ -45,8 +48,28 @@ const COMPACTED = 'wharf_compaction_bytes_read_total';
 const BUCKETS = ['0.0005', '0.001', '0.002', '0.003', '0.004', '0.005', '0.0075', '0.01', '0.015', '0.025', '0.05', '0.1', '0.25', '0.5', '1'];
 const PRODUCE_BUCKETS = BUCKETS.map((le) => `wharf_kafka_request_duration_seconds_bucket{le="${le}",api="Produce"`);
 const PRODUCE_COUNT = 'wharf_kafka_request_duration_seconds_count{api="Produce"';
+/**
+ * The WAL's durable writes, and those that took at most 1 ms: the share of slower ones says how
+ * much of a phase's p99 the disk made (on the local store, object writes share the WAL's disk).
+ */
+const WAL_WRITES = 'wharf_wal_fsync_duration_seconds_count';
+const WAL_WRITES_1MS = 'wharf_wal_fsync_duration_seconds_bucket{le="0.001"';
 
-const SCRAPED = [FETCH_BYTES, GETS, MAJOR_GCS, COMPACTED, ...PRODUCE_BUCKETS, PRODUCE_COUNT];
+const SCRAPED = [FETCH_BYTES, GETS, MAJOR_GCS, COMPACTED, WAL_WRITES, WAL_WRITES_1MS, ...PRODUCE_BUCKETS, PRODUCE_COUNT];
+
+/** Upper bound (ms) of the bucket holding the broker's p99 Produce duration, from scraped counts. */
+function brokerProduceP99Ms(count: (name: string) => number): number {
+  const total = count(PRODUCE_COUNT);
+  for (const [i, name] of PRODUCE_BUCKETS.entries()) {
+    if (count(name) >= 0.99 * total) return Number(BUCKETS[i]) * 1000;
+  }
+  return Infinity;
+}
+
+/** Percentage of the WAL writes between two scrapes that took over 1 ms. */
+function slowWalWritesPct(writes: number, fast: number): number {
+  return writes > 0 ? (100 * (writes - fast)) / writes : NaN;
+}
 
 /** What the phases of one kind (idle or catch-up) measured: the producer's figures of each, the broker's counters summed. */
 class PhaseTotals {
@@ -71,13 +94,18 @@ class PhaseTotals {
     return values.length % 2 === 1 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2;
   }
 
+  /** The highest p99 of one phase: what the median leaves out. */
+  worstP99(): number {
+    return Math.max(...this.results.map((r) => r.latency_ms.p99));
+  }
+
+  slowWalWritesPct(): number {
+    return slowWalWritesPct(this.sum(WAL_WRITES), this.sum(WAL_WRITES_1MS));
+  }
+
   /** Upper bound (ms) of the bucket holding the broker's p99 Produce duration over these phases. */
   brokerProduceP99Ms(): number {
-    const count = this.sum(PRODUCE_COUNT);
-    for (const [i, name] of PRODUCE_BUCKETS.entries()) {
-      if (this.sum(name) >= 0.99 * count) return Number(BUCKETS[i]) * 1000;
-    }
-    return Infinity;
+    return brokerProduceP99Ms((name) => this.sum(name));
   }
 }
 
@@ -141,7 +169,11 @@ async function main(): Promise<void> {
           const result = produce(broker, 'tail', PHASE_SECONDS, RATE_MIB_S);
           const after = await metricSums(broker.httpPort, SCRAPED);
           phases[kind].add(result, before, after);
-          console.log(`# ${kind}: p50 ${result.latency_ms.p50} ms, p99 ${result.latency_ms.p99} ms; load average ${loadAverage()}`);
+          const delta = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+          const slowPct = slowWalWritesPct(delta(WAL_WRITES), delta(WAL_WRITES_1MS)).toFixed(1);
+          const compactedMiB = (delta(COMPACTED) / 2 ** 20).toFixed(0);
+          const brokerP99 = brokerProduceP99Ms(delta);
+          console.log(`# ${kind}: p50 ${result.latency_ms.p50} ms, p99 ${result.latency_ms.p99} ms (broker ≤ ${brokerP99} ms); WAL writes over 1 ms ${slowPct}%, compaction read ${compactedMiB} MiB; load average ${loadAverage()}`);
         }
       } finally {
         await reader?.stop();
@@ -149,13 +181,17 @@ async function main(): Promise<void> {
       const { idle, catchup } = phases;
       report('idle_p50_ms', idle.median('p50'), 'ms');
       report('idle_p99_ms', idle.median('p99'), 'ms');
+      report('idle_worst_phase_p99_ms', idle.worstP99(), 'ms');
       report('idle_broker_produce_p99_le_ms', idle.brokerProduceP99Ms(), 'ms');
+      report('idle_wal_writes_over_1ms_pct', idle.slowWalWritesPct(), '%');
       report('idle_major_gcs_per_s', idle.sum(MAJOR_GCS) / idle.seconds, '1/s');
       report('idle_compaction_read_mib', idle.sum(COMPACTED) / 2 ** 20, 'MiB');
       report('catchup_p50_ms', catchup.median('p50'), 'ms');
       report('catchup_p99_ms', catchup.median('p99'), 'ms');
       report('catchup_p99_over_idle_p99', catchup.median('p99') / idle.median('p99'), 'x');
+      report('catchup_worst_phase_p99_ms', catchup.worstP99(), 'ms');
       report('catchup_broker_produce_p99_le_ms', catchup.brokerProduceP99Ms(), 'ms');
+      report('catchup_wal_writes_over_1ms_pct', catchup.slowWalWritesPct(), '%');
       report('catchup_read_mib_s', catchup.sum(FETCH_BYTES) / 2 ** 20 / catchup.seconds, 'MiB/s');
       report('catchup_major_gcs_per_s', catchup.sum(MAJOR_GCS) / catchup.seconds, '1/s');
       report('catchup_compaction_read_mib', catchup.sum(COMPACTED) / 2 ** 20, 'MiB');
