@@ -66,9 +66,10 @@ function brokerProduceP99Ms(count: (name: string) => number): number {
   return Infinity;
 }
 
-/** Percentage of the WAL writes between two scrapes that took over 1 ms. */
-function slowWalWritesPct(writes: number, fast: number): number {
-  return writes > 0 ? (100 * (writes - fast)) / writes : NaN;
+/** Percentage of the WAL writes counted that took over 1 ms. */
+function slowWalWritesPct(count: (name: string) => number): number {
+  const writes = count(WAL_WRITES);
+  return writes > 0 ? (100 * (writes - count(WAL_WRITES_1MS))) / writes : NaN;
 }
 
 /** What the phases of one kind (idle or catch-up) measured: the producer's figures of each, the broker's counters summed. */
@@ -77,10 +78,13 @@ class PhaseTotals {
   seconds = 0;
   private readonly deltas = new Map<string, number>();
 
-  add(result: ProducerResult, before: Map<string, number>, after: Map<string, number>): void {
+  /** Adds one phase; returns that phase's own counts (the scrapes' differences). */
+  add(result: ProducerResult, before: Map<string, number>, after: Map<string, number>): (name: string) => number {
     this.results.push(result);
     this.seconds += result.seconds;
-    for (const name of SCRAPED) this.deltas.set(name, this.sum(name) + (after.get(name) ?? 0) - (before.get(name) ?? 0));
+    const phase = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    for (const name of SCRAPED) this.deltas.set(name, this.sum(name) + phase(name));
+    return phase;
   }
 
   sum(name: string): number {
@@ -100,7 +104,7 @@ class PhaseTotals {
   }
 
   slowWalWritesPct(): number {
-    return slowWalWritesPct(this.sum(WAL_WRITES), this.sum(WAL_WRITES_1MS));
+    return slowWalWritesPct((name) => this.sum(name));
   }
 
   /** Upper bound (ms) of the bucket holding the broker's p99 Produce duration over these phases. */
@@ -168,11 +172,10 @@ async function main(): Promise<void> {
           const before = await metricSums(broker.httpPort, SCRAPED);
           const result = produce(broker, 'tail', PHASE_SECONDS, RATE_MIB_S);
           const after = await metricSums(broker.httpPort, SCRAPED);
-          phases[kind].add(result, before, after);
-          const delta = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
-          const slowPct = slowWalWritesPct(delta(WAL_WRITES), delta(WAL_WRITES_1MS)).toFixed(1);
-          const compactedMiB = (delta(COMPACTED) / 2 ** 20).toFixed(0);
-          const brokerP99 = brokerProduceP99Ms(delta);
+          const phase = phases[kind].add(result, before, after);
+          const slowPct = slowWalWritesPct(phase).toFixed(1);
+          const compactedMiB = (phase(COMPACTED) / 2 ** 20).toFixed(0);
+          const brokerP99 = brokerProduceP99Ms(phase);
           console.log(`# ${kind}: p50 ${result.latency_ms.p50} ms, p99 ${result.latency_ms.p99} ms (broker ≤ ${brokerP99} ms); WAL writes over 1 ms ${slowPct}%, compaction read ${compactedMiB} MiB; load average ${loadAverage()}`);
         }
       } finally {
